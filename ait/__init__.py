@@ -1,0 +1,80 @@
+"""ait: realtime, durable, branchable AI sessions over Redis Streams.
+
+Layout (each layer imports only from the layers below it; import-linter checks this):
+
+    ait/cli.py, ait/testing/     the `ait` command; helpers for tests (embedded and in-memory Redis)
+    ait/agent/                   AgentSession, Run, AgentWorker (coming)
+    ait/client/                  ClientSession, ActiveRun (coming)
+    ait/providers/               llama.cpp, OpenAI-compatible, Anthropic (coming)
+    ait/conversation/            Tree and View: the pure fold of a channel (coming)
+    ait/bus/                     Bus, Channel, Subscription, CoalescingWriter, EmbeddedRedis
+    ait/codec/                   the entry envelope (v, t, h, d) and payload codecs
+    ait/events.py                the transport event types
+    ait/errors.py, ait/ids.py    the error tree; ids and entry-id helpers
+
+The public surface is re-exported here; everything else is reachable through its module.
+"""
+
+from __future__ import annotations
+
+from .bus import Bus as Bus
+from .bus import Channel as Channel
+from .bus import CoalescingWriter as CoalescingWriter
+from .bus import EmbeddedRedis as EmbeddedRedis
+from .bus import Entry as Entry
+from .bus import Retention as Retention
+from .bus import Subscription as Subscription
+from .errors import AitError as AitError
+from .errors import BusConnectionError as BusConnectionError
+from .errors import BusError as BusError
+from .errors import BusTimeoutError as BusTimeoutError
+from .errors import CodecError as CodecError
+from .errors import ContinuityLost as ContinuityLost
+from .errors import EmbeddedRedisError as EmbeddedRedisError
+from .errors import EntryTooLarge as EntryTooLarge
+from .errors import InvalidName as InvalidName
+from .errors import SubscriberLagged as SubscriberLagged
+from .errors import UsageError as UsageError
+from .errors import WriteFailed as WriteFailed
+from .events import BadEntry as BadEntry
+from .events import Cancel as Cancel
+from .events import Event as Event
+from .events import Input as Input
+from .events import Output as Output
+from .events import RunEnd as RunEnd
+from .events import RunResume as RunResume
+from .events import RunStart as RunStart
+from .events import RunSuspend as RunSuspend
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AitError",
+    "BadEntry",
+    "Bus",
+    "BusConnectionError",
+    "BusError",
+    "BusTimeoutError",
+    "Cancel",
+    "Channel",
+    "CoalescingWriter",
+    "CodecError",
+    "ContinuityLost",
+    "EmbeddedRedis",
+    "EmbeddedRedisError",
+    "Entry",
+    "EntryTooLarge",
+    "Event",
+    "Input",
+    "InvalidName",
+    "Output",
+    "Retention",
+    "RunEnd",
+    "RunResume",
+    "RunStart",
+    "RunSuspend",
+    "Subscription",
+    "SubscriberLagged",
+    "UsageError",
+    "WriteFailed",
+]

@@ -1,0 +1,25 @@
+"""Numbers and names fixed by the wire protocol (docs/protocol.md) and the library's defaults."""
+
+from __future__ import annotations
+
+PROTOCOL_VERSION = "1"
+DEFAULT_PREFIX = "ait:"
+MAX_NAME_LENGTH = 200
+NAME_CHARACTERS = "A-Z a-z 0-9 . _ - :"
+
+#: Entries over this many bytes (all field names and values) are refused before writing.
+DEFAULT_MAX_ENTRY_BYTES = 1024 * 1024
+
+#: Keys one shared reader connection follows with a single blocking XREAD.
+READER_KEYS_PER_CONNECTION = 64
+#: How long one blocking XREAD waits before it is issued again (milliseconds).
+READER_BLOCK_MS = 5_000
+#: Entries one XREAD may return per key.
+READER_COUNT = 512
+#: Batches a subscriber may hold unread before it is detached as lagged.
+SUBSCRIBER_BUFFER_BATCHES = 256
+
+#: Longest a coalesced event may wait for its batch to be written (seconds).
+WRITER_MAX_WAIT = 0.050
+#: Under load, how long the writer gathers after a write before writing again (seconds).
+WRITER_LINGER = 0.002

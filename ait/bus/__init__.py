@@ -1,0 +1,24 @@
+"""The bus layer: channels on Redis Streams, the shared reader, the coalescing writer, embedded
+Redis."""
+
+from __future__ import annotations
+
+from .bus import Bus as Bus
+from .channel import Channel as Channel
+from .channel import Entry as Entry
+from .channel import Retention as Retention
+from .embedded import EmbeddedRedis as EmbeddedRedis
+from .embedded import find_redis_server as find_redis_server
+from .subscription import Subscription as Subscription
+from .writer import CoalescingWriter as CoalescingWriter
+
+__all__ = [
+    "Bus",
+    "Channel",
+    "CoalescingWriter",
+    "EmbeddedRedis",
+    "Entry",
+    "Retention",
+    "Subscription",
+    "find_redis_server",
+]

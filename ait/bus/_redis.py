@@ -1,0 +1,143 @@
+"""The edge between `ait` and redis-py: clients, dedicated reader connections, errors.
+
+Everything redis-py raises is translated here (`translate_errors`), so no `redis.*`
+exception crosses the bus's public API. Commands whose replies we decode ourselves (XRANGE,
+XREVRANGE, XREAD) have redis-py's reply callbacks removed on our own clients: the raw
+hiredis lists go straight into the envelope decoder without an intermediate dict per entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Generator
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+import redis.exceptions as rexc
+from redis.asyncio.cluster import RedisCluster
+from redis.backoff import NoBackoff
+from redis.crc import key_slot
+from redis.retry import Retry
+
+from ..errors import BusConnectionError, BusError, BusTimeoutError
+
+__all__ = ["RawConnection", "RedisHandle", "translate_errors"]
+
+# Reply callbacks we drop so the decoder sees hiredis's raw lists.
+_RAW_COMMANDS = ("XRANGE", "XREVRANGE", "XREAD", "XADD", "XAUTOCLAIM", "XREADGROUP", "XCLAIM")
+
+
+@contextlib.contextmanager
+def translate_errors(action: str) -> Generator[None]:
+    """Re-raise redis-py and socket errors met while doing `action` as `BusError`s."""
+    try:
+        yield
+    except rexc.TimeoutError as exc:
+        raise BusTimeoutError(f"unable to {action}: Redis did not answer in time ({exc})") from exc
+    except (rexc.ConnectionError, ConnectionError, OSError, EOFError) as exc:
+        raise BusConnectionError(f"unable to {action}: {_describe(exc)}") from exc
+    except rexc.RedisError as exc:
+        raise BusError(f"unable to {action}: {exc}") from exc
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"Redis is unreachable or the connection dropped ({text})"
+
+
+class RawConnection(Protocol):
+    """The part of a redis-py connection the shared reader uses."""
+
+    async def connect(self) -> None: ...
+    async def disconnect(self, nowait: bool = False) -> None: ...
+    async def send_command(self, *args: Any, **kwargs: Any) -> None: ...
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class RedisHandle:
+    """One Redis deployment as the bus sees it: a command client and a reader factory.
+
+    Args:
+        client: the client for ordinary commands (a pool of connections). The handle owns it
+            and changes its reply callbacks; do not share it.
+        cluster: whether `client` is a `RedisCluster`.
+        reader_timeout: the socket timeout for dedicated reader connections; it must be
+            longer than any blocking XREAD they issue.
+    """
+
+    def __init__(self, client: Any, *, cluster: bool, reader_timeout: float) -> None:
+        self.client = client
+        self.cluster = cluster
+        self._reader_timeout = reader_timeout
+        for command in _RAW_COMMANDS:
+            client.response_callbacks[command] = _identity
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        cluster: bool,
+        command_timeout: float,
+        connect_timeout: float,
+        reader_timeout: float,
+    ) -> RedisHandle:
+        options: dict[str, Any] = {
+            "socket_timeout": command_timeout,
+            "socket_connect_timeout": connect_timeout,
+            # A retried XADD after a dropped reply could write an entry twice: fail instead
+            # and let the caller decide. Stale pooled connections are replaced at checkout.
+            "retry": Retry(NoBackoff(), 0),
+            "decode_responses": False,
+        }
+        try:
+            if cluster:
+                client: Any = RedisCluster.from_url(url, **options)
+            else:
+                client = aioredis.Redis.from_url(url, **options)  # pyright: ignore[reportUnknownMemberType]
+        except (ValueError, rexc.RedisError) as exc:
+            raise BusError(f"invalid Redis URL {url!r}: {exc}") from exc
+        return cls(client, cluster=cluster, reader_timeout=reader_timeout)
+
+    def slot(self, key: str) -> int:
+        """The Redis Cluster hash slot of `key` (0 when not in cluster mode)."""
+        return key_slot(key.encode()) if self.cluster else 0
+
+    async def reader_connection(self, key: str) -> RawConnection:
+        """A new connection of its own, for one blocking reader over keys of `key`'s slot."""
+        if self.cluster:
+            with translate_errors("find the cluster node of a channel"):
+                node = self.client.get_node_from_key(key)
+                kwargs = dict(node.connection_kwargs)
+                kwargs.update(host=node.host, port=node.port)
+                conn_class = node.connection_class
+        else:
+            pool = self.client.connection_pool
+            kwargs = dict(pool.connection_kwargs)
+            conn_class = pool.connection_class
+        kwargs["socket_timeout"] = self._reader_timeout
+        kwargs["retry"] = Retry(NoBackoff(), 0)
+        return conn_class(**kwargs)
+
+    async def unblock(self, client_id: int, key: str) -> bool:
+        """Wake a connection blocked in XREAD (as if its block timed out).
+
+        Returns False when that connection was not blocked at that moment.
+        """
+        with translate_errors("wake the shared reader"):
+            if self.cluster:
+                node = self.client.get_node_from_key(key)
+                done = await self.client.execute_command(
+                    "CLIENT UNBLOCK", client_id, target_nodes=node
+                )
+            else:
+                done = await self.client.execute_command("CLIENT UNBLOCK", client_id)
+        return bool(done)
+
+    async def aclose(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.client.aclose()
+
+
+def _identity(response: Any, **_options: Any) -> Any:
+    return response

@@ -1,0 +1,218 @@
+"""A channel: one conversation, one Redis stream, every event in one total order.
+
+```python
+channel = bus.channel("chat-42")
+entry_id = await channel.publish(event)
+for entry_id, event in await channel.read(after="0-0", count=100): ...
+older = await channel.history(before=entry_id, limit=50)     # oldest first
+async with channel.subscribe(after=entry_id) as sub:
+    async for entry_id, event in sub: ...
+async with channel.writer() as out:                          # coalescing, for deltas
+    out.send(delta_event)
+```
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..codec import decode_or_bad, encode_event, entry_size
+from ..errors import EntryTooLarge, UsageError
+from ..events import BadEntry, Event
+from ..ids import MIN_ENTRY_ID, check_name, entry_id_key, is_entry_id
+from ._redis import translate_errors
+
+if TYPE_CHECKING:
+    from .bus import Bus
+    from .subscription import Subscription
+    from .writer import CoalescingWriter
+
+__all__ = ["Channel", "Entry", "Retention"]
+
+Entry = tuple[str, Event | BadEntry]
+"""One entry as readers return it: the entry id and its event (or a `BadEntry`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How much of a channel Redis keeps; trimming is approximate (`~`) and cheap.
+
+    Args:
+        max_entries: keep about this many newest entries (`XADD ... MAXLEN ~ n`).
+        max_age: keep entries younger than about this many seconds (`XADD ... MINID ~ id`).
+
+    Readers whose cursor falls behind trimmed entries are told so (`ContinuityLost`).
+    """
+
+    max_entries: int | None = None
+    max_age: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.max_entries is None) == (self.max_age is None):
+            raise UsageError("Retention takes exactly one of max_entries or max_age")
+        if self.max_entries is not None and self.max_entries < 1:
+            raise UsageError("Retention.max_entries must be at least 1")
+        if self.max_age is not None and self.max_age <= 0:
+            raise UsageError("Retention.max_age must be positive")
+
+    def xadd_args(self) -> list[Any]:
+        if self.max_entries is not None:
+            return ["MAXLEN", "~", self.max_entries]
+        assert self.max_age is not None
+        return ["MINID", "~", f"{int((time.time() - self.max_age) * 1000)}-0"]
+
+
+def decode_reply(reply: Sequence[Any] | None) -> list[Entry]:
+    """Entries of a raw XRANGE/XREAD stream reply (`[[id, [field, value, ...]], ...]`)."""
+    entries: list[Entry] = []
+    if not reply:
+        return entries
+    append = entries.append
+    for raw_id, fields in reply:
+        entry_id = raw_id.decode()
+        if fields is None:
+            append((entry_id, BadEntry(entry_id=entry_id, reason="entry has no fields")))
+        else:
+            append((entry_id, decode_or_bad(entry_id, fields)))
+    return entries
+
+
+class Channel:
+    """One conversation's stream. Get one with `bus.channel(name)`; it is cheap to create."""
+
+    def __init__(self, bus: Bus, name: str, *, retention: Retention | None = None) -> None:
+        self.name = check_name("channel", name)
+        self.bus = bus
+        #: The Redis key of the stream; every key of a channel shares its hash tag.
+        self.key = f"{bus.prefix}{{{name}}}:events"
+        self.retention = retention if retention is not None else bus.retention
+
+    def __repr__(self) -> str:
+        return f"Channel({self.name!r})"
+
+    # -- writing --------------------------------------------------------------------------
+
+    def encode(self, event: Event) -> list[bytes]:
+        """The entry fields of `event`, checked against the size limit before any write."""
+        fields = encode_event(event)
+        size = entry_size(fields)
+        if size > self.bus.max_entry_bytes:
+            raise EntryTooLarge(size, self.bus.max_entry_bytes)
+        return fields
+
+    def xadd_command(self, fields: list[bytes]) -> list[Any]:
+        trim = self.retention.xadd_args() if self.retention is not None else []
+        return ["XADD", self.key, *trim, "*", *fields]
+
+    async def publish(self, event: Event) -> str:
+        """Append `event` to the channel and return its entry id.
+
+        Raises:
+            EntryTooLarge: the encoded entry is over the bus's limit; nothing was written.
+            CodecError: the payload cannot be encoded.
+            BusConnectionError, BusTimeoutError: Redis is unreachable or slow.
+        """
+        command = self.xadd_command(self.encode(event))
+        client = self.bus.handle.client
+        with translate_errors(f"publish on channel {self.name!r}"):
+            raw = await client.execute_command(*command)
+        return raw.decode()
+
+    async def publish_many(self, events: Sequence[Event]) -> list[str]:
+        """Append several events in one round trip, in order, all or none; return their ids."""
+        return await self.write_encoded([self.encode(event) for event in events])
+
+    async def write_encoded(self, entries: Sequence[list[bytes]]) -> list[str]:
+        """Append already encoded entries atomically (MULTI/EXEC) in one round trip."""
+        if not entries:
+            return []
+        client = self.bus.handle.client
+        with translate_errors(f"publish on channel {self.name!r}"):
+            if len(entries) == 1:
+                return [(await client.execute_command(*self.xadd_command(entries[0]))).decode()]
+            pipe = client.pipeline(transaction=True)
+            for fields in entries:
+                pipe.execute_command(*self.xadd_command(fields))
+            ids = await pipe.execute()
+        return [raw.decode() for raw in ids]
+
+    def writer(
+        self, *, linger: float | None = None, max_wait: float | None = None
+    ) -> CoalescingWriter:
+        """A coalescing writer for high-rate deltas (see `CoalescingWriter`)."""
+        from .writer import CoalescingWriter
+
+        return CoalescingWriter(self, linger=linger, max_wait=max_wait)
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def read(self, after: str = MIN_ENTRY_ID, count: int = 100) -> list[Entry]:
+        """Up to `count` entries after entry id `after` (exclusive), oldest first."""
+        _check_id("after", after)
+        _check_count(count)
+        return await self.range(f"({after}", "+", count)
+
+    async def history(self, before: str | None = None, limit: int = 100) -> list[Entry]:
+        """Up to `limit` entries just before `before` (exclusive; None = the newest), oldest first.
+
+        Reading pages backward: pass the oldest id of one page as `before` of the next.
+        Fewer than `limit` entries means the oldest entry has been reached.
+        """
+        if before is not None:
+            _check_id("before", before)
+        _check_count(limit)
+        end = "+" if before is None else f"({before}"
+        with translate_errors(f"read the history of channel {self.name!r}"):
+            reply = await self.bus.handle.client.execute_command(
+                "XREVRANGE", self.key, end, "-", "COUNT", limit
+            )
+        entries = decode_reply(reply)
+        entries.reverse()
+        return entries
+
+    async def range(self, start: str, end: str, count: int) -> list[Entry]:
+        """Raw XRANGE: `start`/`end` as Redis takes them (`-`, `+`, `(id` exclusive)."""
+        with translate_errors(f"read channel {self.name!r}"):
+            reply = await self.bus.handle.client.execute_command(
+                "XRANGE", self.key, start, end, "COUNT", count
+            )
+        return decode_reply(reply)
+
+    async def last_id(self) -> str | None:
+        """The id of the newest entry, or None when the channel is empty."""
+        with translate_errors(f"read channel {self.name!r}"):
+            reply = await self.bus.handle.client.execute_command(
+                "XREVRANGE", self.key, "+", "-", "COUNT", 1
+            )
+        return reply[0][0].decode() if reply else None
+
+    async def length(self) -> int:
+        """How many entries the stream holds now (after any trimming)."""
+        with translate_errors(f"read channel {self.name!r}"):
+            return int(await self.bus.handle.client.execute_command("XLEN", self.key))
+
+    def subscribe(self, after: str = "$") -> Subscription:
+        """Follow the channel live from after entry id `after` (`"$"`: from now on).
+
+        Use it as `async with channel.subscribe(...) as sub: async for entry_id, event in sub`;
+        entering is the "subscribed and ready" point. See `Subscription` for the guarantees.
+        """
+        if after != "$":
+            _check_id("after", after)
+        from .subscription import Subscription
+
+        return Subscription(self, after)
+
+
+def _check_id(name: str, value: str) -> None:
+    if not is_entry_id(value):
+        raise UsageError(f"{name}={value!r} is not a stream entry id like '1700000000000-0'")
+    entry_id_key(value)
+
+
+def _check_count(count: int) -> None:
+    if not isinstance(count, int) or count < 1:  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise UsageError(f"count must be a positive int, not {count!r}")

@@ -1,0 +1,282 @@
+"""The shared reader: one blocking XREAD per group of channels, fanned out in memory.
+
+One XREAD per subscriber collapses at a thousand subscribers; one XREAD over a thousand keys
+costs many times more per call than over a few dozen. So a process keeps one `ReaderHub`
+per bus, which sorts followed keys into groups of at most `keys_per_connection` (in Redis
+Cluster: keys of one hash slot), and runs one task and one dedicated connection per group.
+
+Each reply is decoded once and handed to every local subscriber of the key as one batch
+`(prev, entries)`: `prev` is the cursor the hub read after, so a subscriber that is behind
+knows exactly which range it must fetch itself. A subscriber whose buffer is full is
+detached, never waited for; it catches up from its own cursor (see `subscription.py`).
+
+When a group's connection drops, the group reconnects with backoff and checks, for every key
+it follows, that the entry it last read still exists. If not, the stream was reset (Redis
+restarted without persistence) or trimmed past it: its subscribers get a `Lost` marker and
+the group follows the stream again from its beginning.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import anyio
+from anyio.abc import TaskGroup
+
+from ..errors import BusConnectionError, BusError, BusTimeoutError
+from ..ids import MIN_ENTRY_ID, entry_id_key
+from ._redis import RawConnection, RedisHandle, translate_errors
+from .channel import Entry, decode_reply
+
+__all__ = ["Batch", "Lost", "ReaderHub", "Subscriber"]
+
+log = logging.getLogger("ait.bus")
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Entries of one key from one XREAD reply, and the cursor that read started after."""
+
+    prev: str
+    entries: list[Entry]
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """The stream no longer holds the entry the hub had reached."""
+
+    last_id: str
+    reason: str
+
+
+class Subscriber(Protocol):
+    def deliver(self, item: Batch | Lost) -> bool:
+        """Hand over an item without waiting; False when the subscriber's buffer is full."""
+        ...
+
+    def detached(self) -> None:
+        """Called once when the hub drops the subscriber because its buffer was full."""
+        ...
+
+
+class ReaderHub:
+    """All shared readers of one bus."""
+
+    def __init__(
+        self,
+        handle: RedisHandle,
+        task_group: TaskGroup,
+        *,
+        keys_per_connection: int,
+        block_ms: int,
+        count: int,
+        on_error: Callable[[BaseException], None],
+    ) -> None:
+        self.handle = handle
+        self.task_group = task_group
+        self.keys_per_connection = keys_per_connection
+        self.block_ms = block_ms
+        self.count = count
+        self.on_error = on_error
+        self._groups: list[_Group] = []
+        self._group_of: dict[str, _Group] = {}
+
+    @property
+    def connections(self) -> int:
+        """Dedicated reader connections open or being opened now."""
+        return len(self._groups)
+
+    def attach(self, key: str, subscriber: Subscriber, cursor: str) -> str:
+        """Start delivering `key` to `subscriber`; return the hub's cursor for the key.
+
+        A key new to the hub is followed from `cursor`. A key already followed keeps its
+        cursor; the subscriber fetches anything between its own cursor and the hub's.
+        """
+        group = self._group_of.get(key)
+        if group is not None:
+            group.subscribers[key].add(subscriber)
+            return group.cursors[key]
+        group = self._group_for(key)
+        group.cursors[key] = cursor
+        group.subscribers[key] = {subscriber}
+        self._group_of[key] = group
+        group.keys_changed()
+        return cursor
+
+    def detach(self, key: str, subscriber: Subscriber) -> None:
+        group = self._group_of.get(key)
+        if group is None:
+            return
+        subs = group.subscribers.get(key)
+        if subs is not None:
+            subs.discard(subscriber)
+            if not subs:
+                del group.subscribers[key]
+                del group.cursors[key]
+                del self._group_of[key]
+        if not group.cursors:
+            group.stop()
+            self._groups.remove(group)
+
+    def _group_for(self, key: str) -> _Group:
+        slot = self.handle.slot(key)
+        for group in self._groups:
+            if group.slot == slot and len(group.cursors) < self.keys_per_connection:
+                return group
+        group = _Group(self, slot)
+        self._groups.append(group)
+        self.task_group.start_soon(group.run, name=f"ait reader group slot={slot}")
+        return group
+
+
+class _Group:
+    """One dedicated connection blocked in one XREAD over up to N keys."""
+
+    def __init__(self, hub: ReaderHub, slot: int) -> None:
+        self.hub = hub
+        self.slot = slot
+        self.cursors: dict[str, str] = {}
+        self.subscribers: dict[str, set[Subscriber]] = {}
+        self._scope = anyio.CancelScope()
+        self._conn: RawConnection | None = None
+        self._client_id: int | None = None
+        self._blocking = False
+        self._stale = False  # the key set changed since the XREAD in flight was sent
+        self._waking = False
+
+    def stop(self) -> None:
+        self._scope.cancel()
+
+    def keys_changed(self) -> None:
+        """Make the XREAD in flight, if any, return so the next one covers the new keys."""
+        self._stale = True
+        if self._blocking and not self._waking:
+            self._waking = True
+            self.hub.task_group.start_soon(self._wake)
+
+    async def _wake(self) -> None:
+        try:
+            # CLIENT UNBLOCK travels on another connection and may overtake our XREAD:
+            # repeat until it hits the blocked call or the call has returned by itself.
+            for attempt in range(200):
+                if not (self._blocking and self._stale) or self._client_id is None:
+                    return
+                key = next(iter(self.cursors), None)
+                if key is None:
+                    return
+                if await self.hub.handle.unblock(self._client_id, key):
+                    return
+                await anyio.sleep(0.001 * min(attempt + 1, 20))
+        except BusError:
+            pass  # the group's own loop notices a dead connection; the block times out
+        finally:
+            self._waking = False
+
+    async def run(self) -> None:
+        delay = 0.0
+        ever_connected = False
+        with self._scope:
+            try:
+                while self.cursors:
+                    try:
+                        if self._conn is None:
+                            await self._connect()
+                            if ever_connected:
+                                await self._check_continuity()
+                            ever_connected = True
+                            delay = 0.0
+                        reply = await self._xread()
+                        if reply:
+                            self._dispatch(reply)
+                    except Exception as exc:
+                        # Never let the shared reader die: it is what every subscriber of
+                        # the process waits on. Report, back off, reconnect, go on.
+                        await self._drop_connection()
+                        if not isinstance(exc, BusConnectionError | BusTimeoutError):
+                            log.exception("ait shared reader failed; restarting it")
+                        self.hub.on_error(exc)
+                        delay = min(max(delay * 2, 0.05), 2.0)
+                        await anyio.sleep(delay * (0.5 + random.random() / 2))
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self._drop_connection()
+
+    async def _connect(self) -> None:
+        key = next(iter(self.cursors))
+        conn = await self.hub.handle.reader_connection(key)
+        with translate_errors("connect the shared reader"):
+            await conn.connect()
+            await conn.send_command("CLIENT", "ID")
+            self._client_id = int(await conn.read_response())
+        self._conn = conn
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        self._blocking = False
+        self._client_id = None
+        if conn is not None:
+            try:
+                await conn.disconnect(nowait=True)
+            except Exception as exc:  # closing a broken socket may fail in many ways
+                log.debug("closing a reader connection failed: %r", exc)
+
+    async def _xread(self) -> Any:
+        assert self._conn is not None
+        keys = list(self.cursors)
+        ids = [self.cursors[k] for k in keys]
+        self._stale = False
+        with translate_errors("read channels"):
+            await self._conn.send_command(
+                "XREAD", "COUNT", self.hub.count, "BLOCK", self.hub.block_ms, "STREAMS", *keys, *ids
+            )
+            self._blocking = True
+            try:
+                return await self._conn.read_response()
+            finally:
+                self._blocking = False
+
+    def _dispatch(self, reply: Any) -> None:
+        # RESP3 answers a map of key to entries, RESP2 a list of [key, entries] pairs.
+        pairs: Any = reply.items() if isinstance(reply, dict) else reply  # pyright: ignore
+        for raw_key, raw_entries in pairs:
+            key: str = raw_key.decode()
+            prev = self.cursors.get(key)
+            if prev is None or not raw_entries:
+                continue  # unsubscribed while the read was in flight
+            entries = decode_reply(raw_entries)
+            self.cursors[key] = entries[-1][0]
+            batch = Batch(prev, entries)
+            for subscriber in list(self.subscribers.get(key, ())):
+                if not subscriber.deliver(batch):
+                    self._drop_lagging(key, subscriber)
+
+    def _drop_lagging(self, key: str, subscriber: Subscriber) -> None:
+        self.hub.detach(key, subscriber)
+        subscriber.detached()
+
+    async def _check_continuity(self) -> None:
+        """After a reconnect: does every key still hold the entry we last read?"""
+        client = self.hub.handle.client
+        for key, cursor in list(self.cursors.items()):
+            if cursor == MIN_ENTRY_ID:
+                continue
+            with translate_errors("check a channel's continuity"):
+                found = await client.execute_command("XRANGE", key, cursor, cursor)
+                if found:
+                    continue
+                newest = await client.execute_command("XREVRANGE", key, "+", "-", "COUNT", 1)
+            if key not in self.cursors:
+                continue
+            if newest and entry_id_key(newest[0][0].decode()) > entry_id_key(cursor):
+                reason = "entries up to the last one read were trimmed or deleted"
+            else:
+                reason = "the stream was reset (did Redis restart without persistence?)"
+            self.cursors[key] = MIN_ENTRY_ID
+            marker = Lost(cursor, reason)
+            for subscriber in list(self.subscribers.get(key, ())):
+                if not subscriber.deliver(marker):
+                    self._drop_lagging(key, subscriber)

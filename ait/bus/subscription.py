@@ -1,0 +1,239 @@
+"""A live subscription to one channel, served by the bus's shared reader.
+
+Guarantees:
+- entries come in stream order, each once: the subscription remembers the last entry id
+  it yielded and never yields that id or an older one again;
+- no gap: whenever the shared reader is ahead of this subscription (on joining, after
+  being detached as lagged) the subscription reads the missing range itself first;
+- Redis going away is waited out: reads are retried with backoff, forever, until the
+  subscription is closed or its task cancelled (each failure is reported to `bus.on_error`);
+- what cannot be guaranteed is said: a subscriber that fell behind is detached and raises
+  `SubscriberLagged` once (iterate again to catch up, nothing is lost); a stream that was
+  reset or trimmed past the cursor raises `ContinuityLost` once, and iterating again follows
+  the stream from its oldest entry;
+- an entry that does not decode is yielded as a `BadEntry` in its place.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable
+from functools import partial
+from types import TracebackType
+from typing import TYPE_CHECKING, TypeVar
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from .._constants import READER_COUNT, SUBSCRIBER_BUFFER_BATCHES
+from ..errors import (
+    BusConnectionError,
+    BusTimeoutError,
+    ContinuityLost,
+    SubscriberLagged,
+    UsageError,
+)
+from ..ids import MIN_ENTRY_ID, entry_id_key
+from .channel import Entry
+from .reader import Batch, Lost
+
+if TYPE_CHECKING:
+    from .channel import Channel
+
+__all__ = ["Subscription"]
+
+T = TypeVar("T")
+
+_UNOPENED, _OPEN, _CLOSED = "unopened", "open", "closed"
+
+
+class Subscription:
+    """Follows one channel live. Create with `channel.subscribe(after=...)`.
+
+    ```python
+    async with channel.subscribe(after="$") as sub:   # ready: nothing published later is missed
+        async for entry_id, event in sub:
+            ...
+    ```
+
+    `last_id` is the cursor: the id of the last entry yielded (or the starting point).
+    """
+
+    def __init__(self, channel: Channel, after: str) -> None:
+        self.channel = channel
+        self._after = after
+        self.last_id = after if after != "$" else MIN_ENTRY_ID
+        # True when last_id names an entry that existed: then a catch-up read must find it.
+        self._cursor_is_entry = False
+        self._state = _UNOPENED
+        self._ready: deque[Entry] = deque()
+        self._held: Batch | None = None
+        self._attached = False
+        self._lagged = False
+        self._send: MemoryObjectSendStream[Batch | Lost] | None = None
+        self._recv: MemoryObjectReceiveStream[Batch | Lost] | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Subscription:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        """Resolve the starting point and join the shared reader (entering does this)."""
+        if self._state == _OPEN:
+            return
+        if self._state == _CLOSED:
+            raise UsageError("unable to open the subscription; it is closed (subscribe again)")
+        self.channel.bus.require_open("subscribe")
+        if self._after == "$":
+            last = await self._retrying(self.channel.last_id)
+            self.last_id = last or MIN_ENTRY_ID
+            self._cursor_is_entry = last is not None
+        self._state = _OPEN
+        await self._attach()
+
+    async def aclose(self) -> None:
+        """Leave the shared reader. Idempotent."""
+        if self._state == _CLOSED:
+            return
+        self._state = _CLOSED
+        self._detach()
+
+    def _attach(self) -> Awaitable[None]:
+        send, recv = anyio.create_memory_object_stream[Batch | Lost](SUBSCRIBER_BUFFER_BATCHES)
+        self._send, self._recv = send, recv
+        self._lagged = False
+        self._attached = True
+        bus = self.channel.bus
+        bus.track(self)
+        hub_cursor = bus.hub.attach(self.channel.key, self, self.last_id)
+        return self._catch_up(hub_cursor)
+
+    def _detach(self) -> None:
+        if self._attached:
+            self._attached = False
+            self.channel.bus.hub.detach(self.channel.key, self)
+            self.channel.bus.untrack(self)
+        if self._send is not None:
+            self._send.close()
+
+    def bus_closed(self) -> None:
+        """The bus is closing: end iteration."""
+        self._state = _CLOSED
+        self._detach()
+
+    # -- the hub's side (synchronous, on the reader task) ---------------------------------
+
+    def deliver(self, item: Batch | Lost) -> bool:
+        assert self._send is not None
+        try:
+            self._send.send_nowait(item)
+        except anyio.WouldBlock:
+            return False
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            return True
+        return True
+
+    def detached(self) -> None:
+        self._attached = False
+        self._lagged = True
+        self.channel.bus.untrack(self)
+        if self._send is not None:
+            self._send.close()
+
+    # -- iteration ------------------------------------------------------------------------
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Entry:
+        if self._state == _UNOPENED:
+            await self.open()
+        while True:
+            if self._ready:
+                entry = self._ready.popleft()
+                self.last_id = entry[0]
+                self._cursor_is_entry = True
+                return entry
+            if self._state == _CLOSED:
+                raise StopAsyncIteration
+            if self._held is not None:
+                batch, self._held = self._held, None
+                await self._take(batch)
+                continue
+            if not self._attached:
+                if self._lagged:
+                    self._lagged = False
+                    raise SubscriberLagged(self.channel.name, self.last_id)
+                await self._attach()
+                continue
+            assert self._recv is not None
+            try:
+                item = await self._recv.receive()
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                continue  # detached (lagged) or closed: the checks above say which
+            if isinstance(item, Lost):
+                lost_at = self.last_id
+                self._reset_cursor()
+                raise ContinuityLost(self.channel.name, lost_at, item.reason)
+            await self._take(item)
+
+    async def _take(self, batch: Batch) -> None:
+        """Queue a batch's entries newer than the cursor, fetching any gap before it first."""
+        cursor = entry_id_key(self.last_id)
+        if entry_id_key(batch.prev) > cursor:
+            self._held = batch
+            await self._catch_up(batch.prev)
+            self._held = None
+        cursor = entry_id_key(self._ready[-1][0] if self._ready else self.last_id)
+        entries = batch.entries
+        if entry_id_key(entries[0][0]) > cursor:
+            self._ready.extend(entries)
+        else:
+            self._ready.extend(e for e in entries if entry_id_key(e[0]) > cursor)
+
+    async def _catch_up(self, upto: str) -> None:
+        """Read (cursor, upto] from Redis into the ready queue."""
+        start = self._ready[-1][0] if self._ready else self.last_id
+        must_find_start = self._cursor_is_entry and not self._ready
+        target = entry_id_key(upto)
+        while entry_id_key(start) < target:
+            lower = start if must_find_start else f"({start}"
+            page = await self._retrying(partial(self.channel.range, lower, upto, READER_COUNT))
+            if must_find_start:
+                if not page or page[0][0] != start:
+                    lost_at = start
+                    self._reset_cursor()
+                    raise ContinuityLost(
+                        self.channel.name,
+                        lost_at,
+                        "entries after the cursor were trimmed or the stream reset",
+                    )
+                page = page[1:]
+                must_find_start = False
+            if not page:
+                return
+            self._ready.extend(page)
+            start = page[-1][0]
+
+    def _reset_cursor(self) -> None:
+        self.last_id = MIN_ENTRY_ID
+        self._cursor_is_entry = False
+        self._ready.clear()
+
+    async def _retrying(self, read: Callable[[], Awaitable[T]]) -> T:
+        delay = 0.05
+        while True:
+            try:
+                return await read()
+            except (BusConnectionError, BusTimeoutError) as exc:
+                self.channel.bus.report(exc)
+                await anyio.sleep(delay * (0.5 + random.random() / 2))
+                delay = min(delay * 2, 2.0)

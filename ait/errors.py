@@ -1,0 +1,143 @@
+"""Every error `ait` raises, in one tree.
+
+```
+AitError
+├── UsageError (also RuntimeError)        the program called the API wrongly
+│   └── InvalidName (also ValueError)     a channel or pool name outside the allowed set
+├── CodecError (also ValueError)          an entry or payload that does not decode or encode
+├── BusError                              talking to Redis failed
+│   ├── BusConnectionError                Redis unreachable, or the connection dropped
+│   ├── BusTimeoutError                   Redis did not answer in time
+│   ├── EntryTooLarge (also ValueError)   an entry over the size limit; nothing was written
+│   ├── WriteFailed                       a coalescing writer's batch was not written
+│   ├── SubscriberLagged                  a subscriber fell too far behind and was detached
+│   ├── ContinuityLost                    the stream was reset or trimmed past a reader's cursor
+│   └── EmbeddedRedisError                the embedded redis-server could not start
+```
+
+Foreign exceptions (redis-py's, OSError) are translated at the edge of the layer that
+meets them; none escapes the public API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AitError",
+    "BusConnectionError",
+    "BusError",
+    "BusTimeoutError",
+    "CodecError",
+    "ContinuityLost",
+    "EmbeddedRedisError",
+    "EntryTooLarge",
+    "InvalidName",
+    "SubscriberLagged",
+    "UsageError",
+    "WriteFailed",
+]
+
+
+class AitError(Exception):
+    """Root of every error raised by `ait`."""
+
+
+class UsageError(AitError, RuntimeError):
+    """The API was used wrongly: wrong order of calls, a closed object, a bad argument."""
+
+
+class InvalidName(UsageError, ValueError):
+    """A channel or pool name is empty, too long, or has characters outside `A-Za-z0-9._-:`."""
+
+    def __init__(self, kind: str, name: object, reason: str) -> None:
+        self.kind = kind
+        self.name = name
+        self.reason = reason
+        super().__init__(f"invalid {kind} name {name!r}: {reason}")
+
+
+class CodecError(AitError, ValueError):
+    """An entry or payload could not be decoded or encoded.
+
+    Attributes:
+        entry_id: the stream entry id when decoding an entry read from Redis, else None.
+        reason: what is wrong, in words.
+    """
+
+    def __init__(self, reason: str, *, entry_id: str | None = None) -> None:
+        self.reason = reason
+        self.entry_id = entry_id
+        where = f"entry {entry_id}: " if entry_id else ""
+        super().__init__(f"{where}{reason}")
+
+
+class BusError(AitError):
+    """Talking to Redis failed."""
+
+
+class BusConnectionError(BusError):
+    """Redis could not be reached, or the connection dropped during a command."""
+
+
+class BusTimeoutError(BusError):
+    """Redis did not answer within the configured timeout."""
+
+
+class EntryTooLarge(BusError, ValueError):
+    """An entry is over the bus's size limit. Nothing was written."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"entry of {size} bytes is over the limit of {limit} bytes; nothing was written "
+            "(split the payload, or raise max_entry_bytes on the Bus)"
+        )
+
+
+class WriteFailed(BusError):
+    """A coalescing writer could not write a batch.
+
+    The events that were not written are in `unsent`, in order, so the caller can decide
+    what to do with them; the writer itself is usable again after raising this.
+    """
+
+    def __init__(self, cause: BaseException, unsent: list[Any]) -> None:
+        self.unsent = unsent
+        super().__init__(f"{len(unsent)} event(s) not written: {cause}")
+
+
+class SubscriberLagged(BusError):
+    """A subscriber fell too far behind the shared reader and was detached.
+
+    Nothing is lost: iterate the same subscription again and it catches up from the last
+    entry it yielded, then rejoins the shared reader.
+    """
+
+    def __init__(self, channel: str, last_id: str) -> None:
+        self.channel = channel
+        self.last_id = last_id
+        super().__init__(
+            f"subscriber of channel {channel!r} fell behind and was detached at {last_id}; "
+            "iterate again to catch up from there"
+        )
+
+
+class ContinuityLost(BusError):
+    """The stream no longer holds the entry a reader had reached.
+
+    Redis restarted without persistence (the stream vanished or began again), or retention
+    trimmed entries the reader had not yet read. The reader cannot tell what it missed.
+    Iterating the subscription again follows the stream from its oldest entry.
+    """
+
+    def __init__(self, channel: str, last_id: str, reason: str) -> None:
+        self.channel = channel
+        self.last_id = last_id
+        self.reason = reason
+        super().__init__(f"channel {channel!r} lost continuity after {last_id}: {reason}")
+
+
+class EmbeddedRedisError(BusError):
+    """The embedded redis-server could not be found or started."""

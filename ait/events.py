@@ -1,0 +1,216 @@
+"""The transport vocabulary: one frozen model per event type of docs/protocol.md.
+
+Each event's fields are its wire headers (`run_id` travels as the header `run-id`); headers
+this version does not know are kept in `extra_headers`, and the codec payload `d` (already
+msgpack-decoded) is in `payload`.
+
+```python
+from ait.events import Input, RunEnd
+
+Input(event_id="e1", message_id="m1", role="user", client_id="alice", payload=[...])
+RunEnd(run_id="r1", invocation_id="i1", reason="error", error_code="boom", error_message="...")
+```
+
+Decoding (`ait.codec`) builds these without pydantic validation for speed, after checking the
+same rules pydantic enforces here; both paths share the tables built in `_Event`.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "EVENT_TYPES",
+    "BadEntry",
+    "Cancel",
+    "Event",
+    "Input",
+    "Output",
+    "RunEnd",
+    "RunEndReason",
+    "RunResume",
+    "RunStart",
+    "RunSuspend",
+]
+
+RunEndReason = Literal["complete", "cancelled", "error"]
+CancelScope = Literal["client", "all"]
+
+_Id = Annotated[str, Field(min_length=1)]
+
+_NOT_HEADERS = frozenset({"type", "extra_headers", "payload"})
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: Headers this version of the protocol does not name, kept as they came.
+    extra_headers: Mapping[str, str] = Field(default_factory=dict[str, str])
+    #: The codec payload (`d`), msgpack-decoded; None when the entry has none.
+    payload: Any = None
+
+    #: Built once per class: (field name, header name, required, allowed values or None
+    #: for any non-empty string). The decoder checks headers with it.
+    header_table: ClassVar[tuple[tuple[str, str, bool, frozenset[str] | None], ...]] = ()
+    header_names: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        table: list[tuple[str, str, bool, frozenset[str] | None]] = []
+        for name, info in cls.model_fields.items():
+            if name in _NOT_HEADERS:
+                continue
+            table.append(
+                (name, name.replace("_", "-"), info.is_required(), _literal_values(info.annotation))
+            )
+        cls.header_table = tuple(table)
+        cls.header_names = frozenset(header for _, header, _, _ in table)
+
+    @model_validator(mode="after")
+    def _validate_wire_rules(self) -> Self:
+        clash = self.header_names.intersection(self.extra_headers)
+        if clash:
+            raise ValueError(f"extra_headers repeat named headers: {sorted(clash)}")
+        problem = self.wire_problem()
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    def wire_problem(self) -> str | None:
+        """A rule across fields that this event breaks, in words, or None."""
+        return None
+
+
+def _literal_values(annotation: Any) -> frozenset[str] | None:
+    """The allowed strings of a `Literal[...]` or `Literal[...] | None` annotation."""
+    if typing.get_origin(annotation) is Literal:
+        return frozenset(typing.get_args(annotation))
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if typing.get_origin(arg) is Literal:
+                return frozenset(typing.get_args(arg))
+    return None
+
+
+class Input(_Event):
+    """A client's input: a message, or a tool result/approval targeting `message_id`."""
+
+    type: Literal["input"] = "input"
+    event_id: _Id
+    message_id: _Id
+    role: _Id
+    client_id: _Id
+    parent: _Id | None = None
+    fork_of: _Id | None = None
+    regenerate: _Id | None = None
+    run_id: _Id | None = None
+
+
+class RunStart(_Event):
+    """A run opened for an input; the canonical record of the run's place in the tree."""
+
+    type: Literal["run.start"] = "run.start"
+    run_id: _Id
+    invocation_id: _Id
+    input_event_id: _Id
+    input_message_id: _Id
+    run_client_id: _Id
+    parent: _Id | None = None
+    fork_of: _Id | None = None
+    regenerate: _Id | None = None
+
+
+class RunResume(_Event):
+    """A suspended run re-entered by a later invocation."""
+
+    type: Literal["run.resume"] = "run.resume"
+    run_id: _Id
+    invocation_id: _Id
+    input_event_id: _Id
+    input_message_id: _Id
+    run_client_id: _Id
+
+
+class RunSuspend(_Event):
+    """A run paused, awaiting a participant (a client-side tool, an approval). Not terminal."""
+
+    type: Literal["run.suspend"] = "run.suspend"
+    run_id: _Id
+    invocation_id: _Id
+
+
+class RunEnd(_Event):
+    """A run ended. With reason `error`, `error_code` and `error_message` say why."""
+
+    type: Literal["run.end"] = "run.end"
+    run_id: _Id
+    invocation_id: _Id
+    reason: RunEndReason
+    error_code: _Id | None = None
+    error_message: _Id | None = None
+
+    def wire_problem(self) -> str | None:
+        if self.reason == "error" and (self.error_code is None or self.error_message is None):
+            return "run.end with reason 'error' needs error-code and error-message"
+        return None
+
+
+class Output(_Event):
+    """Codec output for one message of a run: `payload` is a list of codec events, in order."""
+
+    type: Literal["output"] = "output"
+    run_id: _Id
+    message_id: _Id
+    role: _Id
+    parent: _Id
+    payload: list[Any] = Field(default_factory=list[Any])
+
+
+class Cancel(_Event):
+    """A request to cancel: one run, the run of one input, every run of a client, or all."""
+
+    type: Literal["cancel"] = "cancel"
+    event_id: _Id
+    client_id: _Id
+    run_id: _Id | None = None
+    input_message_id: _Id | None = None
+    scope: CancelScope | None = None
+
+    def wire_problem(self) -> str | None:
+        targets = sum(x is not None for x in (self.run_id, self.input_message_id, self.scope))
+        if targets != 1:
+            return "cancel needs exactly one of run-id, input-message-id or scope"
+        return None
+
+
+Event = Annotated[
+    Input | RunStart | RunResume | RunSuspend | RunEnd | Output | Cancel,
+    Field(discriminator="type"),
+]
+"""Any transport event; `event.type` tells which."""
+
+EVENT_TYPES: Mapping[str, type[_Event]] = {
+    cls.model_fields["type"].default: cls
+    for cls in (Input, RunStart, RunResume, RunSuspend, RunEnd, Output, Cancel)
+}
+
+
+class BadEntry(BaseModel):
+    """A stream entry that could not be decoded, reported in place of the event.
+
+    Readers yield it where the entry stands, so nothing is dropped silently and cursors
+    move past it. `fields` holds the raw fields as Redis returned them.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    type: Literal["bad-entry"] = "bad-entry"
+    entry_id: str
+    reason: str
+    fields: Mapping[bytes, bytes] = Field(default_factory=dict[bytes, bytes])
