@@ -100,10 +100,12 @@ class WriteFailed(BusError):
     """A coalescing writer could not write a batch.
 
     The events that were not written are in `unsent`, in order, so the caller can decide
-    what to do with them; the writer itself is usable again after raising this.
+    what to do with them; `cause` is the error met. The writer is usable again after
+    raising this.
     """
 
     def __init__(self, cause: BaseException, unsent: list[Any]) -> None:
+        self.cause = cause
         self.unsent = unsent
         super().__init__(f"{len(unsent)} event(s) not written: {cause}")
 

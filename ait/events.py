@@ -28,6 +28,7 @@ __all__ = [
     "EVENT_TYPES",
     "BadEntry",
     "Cancel",
+    "CancelScope",
     "Event",
     "Input",
     "Output",

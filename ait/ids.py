@@ -15,12 +15,12 @@ __all__ = ["MIN_ENTRY_ID", "check_name", "entry_id_key", "is_entry_id", "new_id"
 
 MIN_ENTRY_ID = "0-0"
 
-_ENTRY_ID = re.compile(r"\A(\d{1,20})-(\d{1,20})\Z")
+_ENTRY_ID = re.compile(r"\A([0-9]{1,20})-([0-9]{1,20})\Z")
 
 
 def new_id() -> str:
     """A fresh random id: 32 lowercase hex characters (128 bits, like a UUID4 hex)."""
-    return os.urandom(16).hex()
+    return os.urandom(15).hex()
 
 
 def is_entry_id(value: object) -> bool:
@@ -35,7 +35,7 @@ def entry_id_key(entry_id: str) -> tuple[int, int]:
         UsageError: `entry_id` is not of the form `<ms>-<seq>`.
     """
     ms, sep, seq = entry_id.partition("-")
-    if sep and ms.isdigit() and seq.isdigit():
+    if sep and ms.isdigit() and seq.isdigit() and entry_id.isascii():
         return int(ms), int(seq)
     raise UsageError(f"not a stream entry id: {entry_id!r} (expected '<ms>-<seq>')")
 

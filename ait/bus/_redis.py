@@ -21,7 +21,7 @@ from redis.retry import Retry
 
 from ..errors import BusConnectionError, BusError, BusTimeoutError
 
-__all__ = ["RawConnection", "RedisHandle", "translate_errors"]
+__all__ = ["RawConnection", "RedisHandle", "open_reader", "translate_errors"]
 
 # Reply callbacks we drop so the decoder sees hiredis's raw lists.
 _RAW_COMMANDS = ("XRANGE", "XREVRANGE", "XREAD", "XADD", "XAUTOCLAIM", "XREADGROUP", "XCLAIM")
@@ -52,6 +52,28 @@ class RawConnection(Protocol):
     async def disconnect(self, nowait: bool = False) -> None: ...
     async def send_command(self, *args: Any, **kwargs: Any) -> None: ...
     async def read_response(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+async def open_reader(conn: RawConnection) -> tuple[int, str | None]:
+    """Connect a reader connection; return its CLIENT ID and the server's run_id.
+
+    The run_id changes on every restart of the server, which tells a reader coming back
+    whether the data it had seen may be gone. Servers without INFO (fakeredis) give None.
+    """
+    with translate_errors("connect the shared reader"):
+        await conn.connect()
+        await conn.send_command("CLIENT", "ID")
+        client_id = int(await conn.read_response())
+        await conn.send_command("INFO", "server")
+        try:
+            info = await conn.read_response()
+        except rexc.ResponseError:
+            return client_id, None
+    text = info.decode(errors="replace") if isinstance(info, bytes) else str(info)
+    for line in text.splitlines():
+        if line.startswith("run_id:"):
+            return client_id, line[len("run_id:") :].strip()
+    return client_id, None
 
 
 class RedisHandle:

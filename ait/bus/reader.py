@@ -29,7 +29,7 @@ from anyio.abc import TaskGroup
 
 from ..errors import BusConnectionError, BusError, BusTimeoutError
 from ..ids import MIN_ENTRY_ID, entry_id_key
-from ._redis import RawConnection, RedisHandle, translate_errors
+from ._redis import RawConnection, RedisHandle, open_reader, translate_errors
 from .channel import Entry, decode_reply
 
 __all__ = ["Batch", "Lost", "ReaderHub", "Subscriber"]
@@ -147,6 +147,8 @@ class _Group:
         self._blocking = False
         self._stale = False  # the key set changed since the XREAD in flight was sent
         self._waking = False
+        self._run_id: str | None = None  # the server's run_id: it changes on every restart
+        self._previous_run_id: str | None = None
 
     def stop(self) -> None:
         self._scope.cancel()
@@ -208,10 +210,8 @@ class _Group:
     async def _connect(self) -> None:
         key = next(iter(self.cursors))
         conn = await self.hub.handle.reader_connection(key)
-        with translate_errors("connect the shared reader"):
-            await conn.connect()
-            await conn.send_command("CLIENT", "ID")
-            self._client_id = int(await conn.read_response())
+        self._client_id, run_id = await open_reader(conn)
+        self._previous_run_id, self._run_id = self._run_id, run_id
         self._conn = conn
 
     async def _drop_connection(self) -> None:
@@ -271,10 +271,15 @@ class _Group:
                 newest = await client.execute_command("XREVRANGE", key, "+", "-", "COUNT", 1)
             if key not in self.cursors:
                 continue
-            if newest and entry_id_key(newest[0][0].decode()) > entry_id_key(cursor):
-                reason = "entries up to the last one read were trimmed or deleted"
+            restarted = self._previous_run_id is not None and self._previous_run_id != self._run_id
+            if (
+                restarted
+                or not newest
+                or entry_id_key(newest[0][0].decode()) < entry_id_key(cursor)
+            ):
+                reason = "the stream was reset: Redis restarted and lost it (no persistence?)"
             else:
-                reason = "the stream was reset (did Redis restart without persistence?)"
+                reason = "entries up to the last one read were trimmed or deleted"
             self.cursors[key] = MIN_ENTRY_ID
             marker = Lost(cursor, reason)
             for subscriber in list(self.subscribers.get(key, ())):

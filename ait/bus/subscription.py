@@ -36,7 +36,7 @@ from ..errors import (
 )
 from ..ids import MIN_ENTRY_ID, entry_id_key
 from .channel import Entry
-from .reader import Batch, Lost
+from .reader import Batch, Lost, ReaderHub
 
 if TYPE_CHECKING:
     from .channel import Channel
@@ -73,6 +73,8 @@ class Subscription:
         self._lagged = False
         self._send: MemoryObjectSendStream[Batch | Lost] | None = None
         self._recv: MemoryObjectReceiveStream[Batch | Lost] | None = None
+        self._hub: ReaderHub | None = None
+        self._gap_until: str | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -97,7 +99,7 @@ class Subscription:
             self.last_id = last or MIN_ENTRY_ID
             self._cursor_is_entry = last is not None
         self._state = _OPEN
-        await self._attach()
+        self._attach()
 
     async def aclose(self) -> None:
         """Leave the shared reader. Idempotent."""
@@ -106,23 +108,29 @@ class Subscription:
         self._state = _CLOSED
         self._detach()
 
-    def _attach(self) -> Awaitable[None]:
+    def _attach(self) -> None:
+        if self._recv is not None:
+            self._recv.close()  # the drained buffer of a detached (lagged) attachment
         send, recv = anyio.create_memory_object_stream[Batch | Lost](SUBSCRIBER_BUFFER_BATCHES)
         self._send, self._recv = send, recv
         self._lagged = False
         self._attached = True
         bus = self.channel.bus
+        self._hub = bus.hub
         bus.track(self)
-        hub_cursor = bus.hub.attach(self.channel.key, self, self.last_id)
-        return self._catch_up(hub_cursor)
+        # Whatever lies between our cursor and the hub's is ours to fetch (next read).
+        self._gap_until = self._hub.attach(self.channel.key, self, self.last_id)
 
     def _detach(self) -> None:
         if self._attached:
             self._attached = False
-            self.channel.bus.hub.detach(self.channel.key, self)
+            assert self._hub is not None
+            self._hub.detach(self.channel.key, self)
             self.channel.bus.untrack(self)
         if self._send is not None:
             self._send.close()
+        if self._recv is not None:
+            self._recv.close()
 
     def bus_closed(self) -> None:
         """The bus is closing: end iteration."""
@@ -168,17 +176,22 @@ class Subscription:
                 batch, self._held = self._held, None
                 await self._take(batch)
                 continue
-            if not self._attached:
-                if self._lagged:
-                    self._lagged = False
-                    raise SubscriberLagged(self.channel.name, self.last_id)
-                await self._attach()
+            if self._gap_until is not None:
+                await self._catch_up(self._gap_until)  # may raise ContinuityLost: retried
+                self._gap_until = None
+                continue
+            if not self._attached and not self._lagged:
+                self._attach()
                 continue
             assert self._recv is not None
             try:
                 item = await self._recv.receive()
             except (anyio.EndOfStream, anyio.ClosedResourceError):
-                continue  # detached (lagged) or closed: the checks above say which
+                # Our buffer is drained and will get nothing more: we were detached.
+                if self._lagged:
+                    self._lagged = False
+                    raise SubscriberLagged(self.channel.name, self.last_id) from None
+                continue
             if isinstance(item, Lost):
                 lost_at = self.last_id
                 self._reset_cursor()

@@ -29,6 +29,7 @@ _TYPE_BYTES = {cls: name.encode() for name, cls in EVENT_TYPES.items()}
 _packb: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True).pack  # pyright: ignore
 _unpackb: Callable[[bytes], Any] = msgpack.unpackb  # pyright: ignore
 _setattr = object.__setattr__
+_ABSENT: Any = object()
 
 
 def encode_event(event: Event) -> list[bytes]:
@@ -87,10 +88,13 @@ def decode_or_bad(
 ) -> Event | BadEntry:
     """Like `decode_entry`, but a malformed entry comes back as a `BadEntry` in its place."""
     try:
-        return _decode(entry_id, fields)
-    except Exception as exc:
-        reason = exc.reason if isinstance(exc, CodecError) else f"undecodable entry: {exc}"
-        return BadEntry(entry_id=entry_id, reason=reason, fields=_as_mapping(fields))
+        return decode_entry(entry_id, fields)
+    except CodecError as exc:
+        try:
+            raw = _as_mapping(fields)
+        except Exception:  # not even a list or mapping of fields
+            raw = {}
+        return BadEntry(entry_id=entry_id, reason=exc.reason, fields=raw)
 
 
 def _as_mapping(fields: Sequence[bytes] | Mapping[bytes, bytes]) -> dict[bytes, bytes]:
@@ -136,12 +140,14 @@ def _decode(entry_id: str, fields: Sequence[bytes] | Mapping[bytes, bytes]) -> E
         raise fail(f"field 'h' must be a msgpack map, not {type(headers).__name__}")
     headers = cast(dict[Any, Any], headers)
 
-    values: dict[str, Any] = {}
+    # In the models' field order, so that decoded events dump and print like built ones.
+    values: dict[str, Any] = {"extra_headers": None, "payload": None, "type": type_name}
     for name, header, required, allowed in cls.header_table:
-        value = headers.pop(header, None)
-        if value is None:
+        value = headers.pop(header, _ABSENT)
+        if value is _ABSENT:
             if required:
                 raise fail(f"{type_name} event misses header {header!r}")
+            value = None
         elif type(value) is not str or not value:
             raise fail(f"header {header!r} must be a non-empty string, not {value!r}")
         elif allowed is not None and value not in allowed:
@@ -166,7 +172,6 @@ def _decode(entry_id: str, fields: Sequence[bytes] | Mapping[bytes, bytes]) -> E
     event: Any = object.__new__(cls)
     values["extra_headers"] = headers
     values["payload"] = payload
-    values["type"] = type_name
     _setattr(event, "__dict__", values)
     _setattr(event, "__pydantic_fields_set__", set(values))
     _setattr(event, "__pydantic_extra__", None)

@@ -1,0 +1,158 @@
+"""Publishing and reading a channel: functional tests on real Redis and the memory bus."""
+
+from __future__ import annotations
+
+import pytest
+
+import ait
+from ait.ids import entry_id_key
+
+from .helpers import delta, inp
+
+
+async def test_publish_returns_increasing_ids_and_read_returns_events(
+    any_bus: ait.Bus, channel_name: str
+) -> None:
+    channel = any_bus.channel(channel_name)
+    ids = [await channel.publish(inp(i)) for i in range(3)]
+    assert sorted(ids, key=entry_id_key) == ids
+    assert await channel.read() == [(ids[i], inp(i)) for i in range(3)]
+
+
+async def test_publish_many_keeps_order_in_one_call(any_bus: ait.Bus, channel_name: str) -> None:
+    channel = any_bus.channel(channel_name)
+    events = [inp(i) for i in range(50)]
+    ids = await channel.publish_many(events)
+    assert len(ids) == 50 and len(set(ids)) == 50
+    got = await channel.read(count=100)
+    assert [event for _, event in got] == events
+    assert [entry_id for entry_id, _ in got] == ids
+    assert await channel.publish_many([]) == []
+
+
+async def test_read_after_is_exclusive_and_counts(any_bus: ait.Bus, channel_name: str) -> None:
+    channel = any_bus.channel(channel_name)
+    ids = await channel.publish_many([inp(i) for i in range(10)])
+    page = await channel.read(after=ids[3], count=4)
+    assert [entry_id for entry_id, _ in page] == ids[4:8]
+    assert await channel.read(after=ids[-1]) == []
+
+
+async def test_history_pages_backward_oldest_first(any_bus: ait.Bus, channel_name: str) -> None:
+    channel = any_bus.channel(channel_name)
+    ids = await channel.publish_many([inp(i) for i in range(25)])
+    seen: list[str] = []
+    before: str | None = None
+    pages = 0
+    while True:
+        page = await channel.history(before=before, limit=10)
+        pages += 1
+        seen[:0] = [entry_id for entry_id, _ in page]
+        if len(page) < 10:
+            break
+        before = page[0][0]
+    assert seen == ids
+    assert pages == 3
+
+
+async def test_last_id_and_length(any_bus: ait.Bus, channel_name: str) -> None:
+    channel = any_bus.channel(channel_name)
+    assert await channel.last_id() is None
+    assert await channel.length() == 0
+    ids = await channel.publish_many([inp(0), inp(1)])
+    assert await channel.last_id() == ids[-1]
+    assert await channel.length() == 2
+
+
+@pytest.mark.parametrize(
+    "name", ["", "a b", "x{y}", "a" * 201, "ünï", "new\nline", "tab\t"], ids=repr
+)
+async def test_bad_channel_names_refused_before_redis(any_bus: ait.Bus, name: str) -> None:
+    with pytest.raises(ait.InvalidName) as info:
+        any_bus.channel(name)
+    assert "channel name" in str(info.value)
+
+
+async def test_longest_allowed_name_works(any_bus: ait.Bus) -> None:
+    channel = any_bus.channel("a:b.c_d-" + "x" * 192)
+    entry_id = await channel.publish(inp(1))
+    assert (await channel.read())[0][0] == entry_id
+
+
+async def test_oversized_entry_refused_and_nothing_written(
+    redis_url: str, channel_name: str
+) -> None:
+    async with ait.Bus.from_url(redis_url, max_entry_bytes=4096) as bus:
+        channel = bus.channel(channel_name)
+        big = ait.Output(
+            run_id="r", message_id="m", role="assistant", parent="p", payload=["x" * 5000]
+        )
+        with pytest.raises(ait.EntryTooLarge) as info:
+            await channel.publish(big)
+        assert info.value.limit == 4096 and info.value.size > 5000
+        with pytest.raises(ait.EntryTooLarge):
+            await channel.publish_many([inp(1), big])
+        assert await channel.length() == 0
+        await channel.publish(inp(2))
+        assert await channel.length() == 1
+
+
+async def test_unencodable_payload_is_a_codec_error(any_bus: ait.Bus, channel_name: str) -> None:
+    channel = any_bus.channel(channel_name)
+    bad = ait.Input(event_id="e", message_id="m", role="user", client_id="c", payload={1j})
+    with pytest.raises(ait.CodecError):
+        await channel.publish(bad)
+    assert await channel.length() == 0
+
+
+async def test_retention_max_entries_trims_approximately(redis_url: str, channel_name: str) -> None:
+    retention = ait.Retention(max_entries=100)
+    async with ait.Bus.from_url(redis_url, retention=retention) as bus:
+        channel = bus.channel(channel_name)
+        for start in range(0, 2000, 100):
+            await channel.publish_many([delta(i) for i in range(start, start + 100)])
+        length = await channel.length()
+        # Approximate trimming works on whole radix-tree nodes (100 entries by default).
+        assert 100 <= length < 400
+        newest = (await channel.history(limit=1))[0][1]
+        assert isinstance(newest, ait.Output) and newest.payload == [{"i": 1999}]
+
+
+async def test_retention_by_age_and_per_channel_override(redis_url: str, channel_name: str) -> None:
+    async with ait.Bus.from_url(redis_url) as bus:
+        kept = bus.channel(channel_name)
+        assert kept.retention is None
+        trimmed = bus.channel(channel_name + "-t", retention=ait.Retention(max_age=0.001))
+        await trimmed.publish_many([delta(i) for i in range(300)])
+        await kept.publish_many([delta(i) for i in range(300)])
+        await _sleep(0.01)
+        await trimmed.publish(delta(300))
+        assert await kept.length() == 300
+        assert await trimmed.length() < 300
+
+
+def test_retention_needs_exactly_one_rule() -> None:
+    with pytest.raises(ait.UsageError):
+        ait.Retention()
+    with pytest.raises(ait.UsageError):
+        ait.Retention(max_entries=10, max_age=1.0)
+    with pytest.raises(ait.UsageError):
+        ait.Retention(max_entries=0)
+
+
+async def test_bad_cursor_arguments_are_usage_errors(any_bus: ait.Bus, channel_name: str) -> None:
+    channel = any_bus.channel(channel_name)
+    with pytest.raises(ait.UsageError):
+        await channel.read(after="yesterday")
+    with pytest.raises(ait.UsageError):
+        await channel.read(count=0)
+    with pytest.raises(ait.UsageError):
+        await channel.history(before="1-x")
+    with pytest.raises(ait.UsageError):
+        channel.subscribe(after="latest")
+
+
+async def _sleep(seconds: float) -> None:
+    import anyio
+
+    await anyio.sleep(seconds)

@@ -1,0 +1,132 @@
+"""The coalescing writer: immediate when idle, batched under load, ordered, failures surfaced."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+import ait
+
+from .helpers import delta, inp
+
+
+def payload_items(entries: list[ait.Entry]) -> list[object]:
+    items: list[object] = []
+    for _, event in entries:
+        assert isinstance(event, ait.Output)
+        items.extend(event.payload)
+    return items
+
+
+async def test_idle_send_is_written_at_once(any_bus: ait.Bus, channel_name: str) -> None:
+    channel = any_bus.channel(channel_name)
+    async with channel.writer() as out, channel.subscribe() as sub:
+        out.send(delta(0))
+        with anyio.fail_after(2):
+            entry_id, event = await sub.__anext__()
+        assert event == delta(0)
+        assert out.entries_written == 1
+
+
+async def test_bursts_coalesce_into_few_entries_in_order(
+    any_bus: ait.Bus, channel_name: str
+) -> None:
+    channel = any_bus.channel(channel_name)
+    async with channel.writer() as out:
+        for i in range(2000):
+            out.send(delta(i))
+            if i % 10 == 0:
+                await anyio.sleep(0)
+        await out.flush()
+        written = out.entries_written
+    entries = await channel.read(count=10_000)
+    assert payload_items(entries) == [{"i": i} for i in range(2000)]
+    assert len(entries) == written
+    assert written < 200  # 2000 events in far fewer entries
+
+
+async def test_messages_and_other_events_are_never_merged_across(
+    any_bus: ait.Bus, channel_name: str
+) -> None:
+    channel = any_bus.channel(channel_name)
+    sequence: list[ait.Event] = [
+        delta(1, "a"),
+        delta(2, "a"),
+        delta(3, "b"),
+        inp(9),
+        delta(4, "b"),
+        delta(5, "a"),
+    ]
+    async with channel.writer() as out:
+        await out.flush()
+        # queue everything while no write runs, so one batch holds it all
+        for event in sequence:
+            out.send(event)
+        await out.flush()
+    entries = await channel.read()
+    shape = [
+        (e.message_id, [p["i"] for p in e.payload]) if isinstance(e, ait.Output) else e.type
+        for _, e in entries
+    ]
+    assert shape == [("a", [1, 2]), ("b", [3]), "input", ("b", [4]), ("a", [5])]
+
+
+async def test_an_event_too_large_is_handed_back_and_the_rest_written(
+    redis_url: str, channel_name: str
+) -> None:
+    async with ait.Bus.from_url(redis_url, max_entry_bytes=2048) as bus:
+        channel = bus.channel(channel_name)
+        big = ait.Output(
+            run_id="r1", message_id="z", role="assistant", parent="m0", payload=["x" * 4000]
+        )
+        async with channel.writer() as out:
+            out.send(delta(1))
+            out.send(big)
+            out.send(delta(2))
+            with pytest.raises(ait.WriteFailed) as info:
+                await out.flush()
+            assert info.value.unsent == [big]
+            assert isinstance(info.value.cause, ait.EntryTooLarge)
+            out.send(delta(3))  # usable again
+            await out.flush()
+        items = payload_items(await channel.read())
+        assert items == [{"i": 1}, {"i": 2}, {"i": 3}]
+
+
+async def test_coalesced_entries_are_split_below_the_size_limit(
+    redis_url: str, channel_name: str
+) -> None:
+    async with ait.Bus.from_url(redis_url, max_entry_bytes=4096) as bus:
+        channel = bus.channel(channel_name)
+        async with channel.writer() as out:
+            await out.flush()
+            for i in range(300):
+                out.send(
+                    ait.Output(
+                        run_id="r",
+                        message_id="m",
+                        role="assistant",
+                        parent="p",
+                        payload=[f"{i:04d}" * 10],
+                    )
+                )
+            await out.flush()
+        entries = await channel.read(count=1000)
+        assert len(entries) > 1
+        assert payload_items(entries) == [f"{i:04d}" * 10 for i in range(300)]
+
+
+async def test_lifecycle_errors(any_bus: ait.Bus, channel_name: str) -> None:
+    out = any_bus.channel(channel_name).writer()
+    with pytest.raises(ait.UsageError, match="unopened"):
+        out.send(delta(1))
+    async with out:
+        out.send(delta(1))
+    # closing flushed it
+    assert len(await any_bus.channel(channel_name).read()) == 1
+    with pytest.raises(ait.UsageError, match="closed"):
+        out.send(delta(2))
+    with pytest.raises(ait.UsageError):
+        await out.__aenter__()
+    with pytest.raises(ait.UsageError):
+        any_bus.channel(channel_name).writer(linger=-1)
