@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import ait
@@ -36,7 +37,7 @@ async def test_bursts_coalesce_into_few_entries_in_order(
         for i in range(2000):
             out.send(delta(i))
             if i % 10 == 0:
-                await anyio.sleep(0)
+                await anyio.lowlevel.checkpoint()
         await out.flush()
         written = out.entries_written
     entries = await channel.read(count=10_000)
