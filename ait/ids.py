@@ -20,7 +20,7 @@ _ENTRY_ID = re.compile(r"\A([0-9]{1,20})-([0-9]{1,20})\Z")
 
 def new_id() -> str:
     """A fresh random id: 32 lowercase hex characters (128 bits, like a UUID4 hex)."""
-    return os.urandom(15).hex()
+    return os.urandom(16).hex()
 
 
 def is_entry_id(value: object) -> bool:

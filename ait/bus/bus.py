@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio.abc import TaskGroup
 
 from .._constants import (
     DEFAULT_MAX_ENTRY_BYTES,
@@ -20,6 +18,7 @@ from .._constants import (
 )
 from ..errors import UsageError
 from ._redis import RedisHandle, translate_errors
+from ._tasks import BackgroundTasks
 from .channel import Channel, Retention
 from .embedded import AppendFsync, EmbeddedRedis
 from .reader import ReaderHub
@@ -98,7 +97,7 @@ class Bus:
         self._state = "unopened"
         self._handle: RedisHandle | None = None
         self._hub: ReaderHub | None = None
-        self._tg: TaskGroup | None = None
+        self._tasks = BackgroundTasks()
         self._subscriptions: set[Subscription] = set()
 
     # -- construction ---------------------------------------------------------------------
@@ -152,16 +151,16 @@ class Bus:
                 await self._embedded.__aenter__()
                 self.url = self._embedded.url
             self._handle = await (self._handle_factory or self._connect)()
-            self._tg = anyio.create_task_group()
-            await self._tg.__aenter__()
+            await self._tasks.enter()
         except BaseException:
             self._state = "open"
             with anyio.CancelScope(shield=True):
                 await self.aclose()
+            await self._tasks.exit()
             raise
         self._hub = ReaderHub(
             self._handle,
-            self._tg,
+            self._tasks,
             keys_per_connection=self._keys_per_connection,
             block_ms=self._block_ms,
             count=READER_COUNT,
@@ -173,21 +172,25 @@ class Bus:
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self.aclose()
+        try:
+            await self.aclose()
+        finally:
+            await self._tasks.exit()  # not under any other scope: it must nest correctly
 
     async def aclose(self) -> None:
-        """End every subscription, stop the shared reader, close connections. Idempotent."""
+        """End every subscription, stop the shared reader, close connections. Idempotent.
+
+        Safe to call from anywhere (another task, nested scopes); the bus's background
+        tasks are stopped at once and awaited when the `async with` block exits.
+        """
         if self._state in ("closed", "unopened"):
             self._state = "closed"
             return
         self._state = "closed"
+        for subscription in list(self._subscriptions):
+            subscription.bus_closed()
+        self._tasks.stop()
         with anyio.CancelScope(shield=True), anyio.move_on_after(15):
-            for subscription in list(self._subscriptions):
-                subscription.bus_closed()
-            if self._tg is not None:
-                self._tg.cancel_scope.cancel()
-                with contextlib.suppress(Exception):
-                    await self._tg.__aexit__(None, None, None)
             if self._handle is not None:
                 await self._handle.aclose()
             if self._embedded is not None:

@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import anyio
-from anyio.abc import TaskGroup
 
-from ..errors import BusConnectionError, BusError, BusTimeoutError
+from ..errors import BusConnectionError, BusTimeoutError
 from ..ids import MIN_ENTRY_ID, entry_id_key
 from ._redis import RawConnection, RedisHandle, open_reader, translate_errors
+from ._tasks import BackgroundTasks
 from .channel import Entry, decode_reply
 
 __all__ = ["Batch", "Lost", "ReaderHub", "Subscriber"]
@@ -69,7 +69,7 @@ class ReaderHub:
     def __init__(
         self,
         handle: RedisHandle,
-        task_group: TaskGroup,
+        tasks: BackgroundTasks,
         *,
         keys_per_connection: int,
         block_ms: int,
@@ -77,7 +77,7 @@ class ReaderHub:
         on_error: Callable[[BaseException], None],
     ) -> None:
         self.handle = handle
-        self.task_group = task_group
+        self.tasks = tasks
         self.keys_per_connection = keys_per_connection
         self.block_ms = block_ms
         self.count = count
@@ -129,7 +129,7 @@ class ReaderHub:
                 return group
         group = _Group(self, slot)
         self._groups.append(group)
-        self.task_group.start_soon(group.run, name=f"ait reader group slot={slot}")
+        self.tasks.start(group.run, name=f"ait reader group slot={slot}")
         return group
 
 
@@ -158,7 +158,7 @@ class _Group:
         self._stale = True
         if self._blocking and not self._waking:
             self._waking = True
-            self.hub.task_group.start_soon(self._wake)
+            self.hub.tasks.start(self._wake, name="ait reader wake")
 
     async def _wake(self) -> None:
         try:
@@ -173,8 +173,8 @@ class _Group:
                 if await self.hub.handle.unblock(self._client_id, key):
                     return
                 await anyio.sleep(0.001 * min(attempt + 1, 20))
-        except BusError:
-            pass  # the group's own loop notices a dead connection; the block times out
+        except Exception as exc:  # never raise from the background; the block times out
+            log.debug("waking the shared reader failed: %r", exc)
         finally:
             self._waking = False
 

@@ -20,11 +20,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 import anyio
-from anyio.abc import TaskGroup
 
 from .._constants import WRITER_LINGER, WRITER_MAX_WAIT
 from ..errors import BusError, CodecError, EntryTooLarge, UsageError, WriteFailed
 from ..events import Event, Output
+from ._tasks import BackgroundTasks
 
 if TYPE_CHECKING:
     from .channel import Channel
@@ -65,7 +65,7 @@ class CoalescingWriter:
         self._error: WriteFailed | None = None
         self._reject_cause: Exception = CodecError("event rejected")
         self._writing = False
-        self._tg: TaskGroup | None = None
+        self._tasks = BackgroundTasks()
         self._state = "unopened"
         #: Entries written so far (each may hold many events).
         self.entries_written = 0
@@ -73,16 +73,18 @@ class CoalescingWriter:
     async def __aenter__(self) -> CoalescingWriter:
         if self._state != "unopened":
             raise UsageError(f"unable to open the writer; it is {self._state} (make a new one)")
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
+        await self._tasks.enter()
         self._state = "open"
-        self._tg.start_soon(self._run, name=f"ait writer {self.channel.name}")
+        self._tasks.start(self._run, name=f"ait writer {self.channel.name}")
         return self
 
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self.aclose()
+        try:
+            await self.aclose()
+        finally:
+            await self._tasks.exit()  # not under any other scope: it must nest correctly
 
     def send(self, event: Event) -> None:
         """Queue `event` for writing. Never waits.
@@ -124,9 +126,7 @@ class CoalescingWriter:
                 await self.flush()
         finally:
             self._state = "closed"
-            assert self._tg is not None
-            self._tg.cancel_scope.cancel()
-            await self._tg.__aexit__(None, None, None)
+            self._tasks.stop()
 
     def _raise_error(self) -> None:
         if self._error is not None:
