@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 import pytest
 
 import ait
@@ -21,7 +22,7 @@ async def test_embedded_bus_starts_and_stops_its_server(channel_name: str) -> No
         assert bus.url == server.url and bus.url.startswith("unix://")
         await bus.channel(channel_name).publish(inp(1))
     assert not server.running
-    assert not Path(server.socket_path).exists()
+    assert not await anyio.Path(server.socket_path).exists()
 
 
 async def test_persistent_embedded_bus_keeps_conversations_across_restarts(
