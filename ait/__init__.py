@@ -73,8 +73,8 @@ __all__ = [
     "RunResume",
     "RunStart",
     "RunSuspend",
-    "Subscription",
     "SubscriberLagged",
+    "Subscription",
     "UsageError",
     "WriteFailed",
 ]

@@ -42,6 +42,11 @@ __all__ = [
 class AitError(Exception):
     """Root of every error raised by `ait`."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors with keyword-only or several constructor arguments still pickle (they may
+        # cross a process boundary): rebuild without __init__, then restore the attributes.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
 
 class UsageError(AitError, RuntimeError):
     """The API was used wrongly: wrong order of calls, a closed object, a bad argument."""
@@ -143,3 +148,10 @@ class ContinuityLost(BusError):
 
 class EmbeddedRedisError(BusError):
     """The embedded redis-server could not be found or started."""
+
+
+def _rebuild(cls: type[AitError], args: tuple[Any, ...], state: dict[str, Any]) -> AitError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error

@@ -60,12 +60,7 @@ def isort_key(name: str) -> tuple[int, str]:
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(
-            "ait",
-            marks=pytest.mark.xfail(
-                reason="ait/__init__.py lists Subscription before SubscriberLagged", strict=True
-            ),
-        ),
+        "ait",
         *MODULES[1:],
     ],
 )

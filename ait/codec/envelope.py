@@ -13,6 +13,7 @@ frozen model without running pydantic's validator a second time.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, cast
 
 import msgpack  # pyright: ignore[reportMissingTypeStubs]
@@ -26,8 +27,11 @@ __all__ = ["decode_entry", "decode_or_bad", "encode_event", "entry_size"]
 _VERSION = PROTOCOL_VERSION.encode()
 _TYPES = {name.encode(): (cls, name) for name, cls in EVENT_TYPES.items()}
 _TYPE_BYTES = {cls: name.encode() for name, cls in EVENT_TYPES.items()}
-_packb: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True).pack  # pyright: ignore
+# packb, not a shared Packer: a Packer is not safe to share between threads.
+_packb: Callable[[Any], bytes] = msgpack.packb  # pyright: ignore
 _unpackb: Callable[[bytes], Any] = msgpack.unpackb  # pyright: ignore
+# Payloads may use integer map keys; the encoder accepts them, so the decoder must too.
+_unpack_payload: Callable[[bytes], Any] = partial(msgpack.unpackb, strict_map_key=False)  # pyright: ignore
 _setattr = object.__setattr__
 _ABSENT: Any = object()
 
@@ -163,7 +167,7 @@ def _decode(entry_id: str, fields: Sequence[bytes] | Mapping[bytes, bytes]) -> E
             raise fail("output event misses field 'd' (its list of codec events)")
     else:
         try:
-            payload = _unpackb(d)
+            payload = _unpack_payload(d)
         except Exception:
             raise fail("field 'd' is not msgpack") from None
         if cls is Output and type(payload) is not list:
