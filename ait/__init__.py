@@ -6,7 +6,7 @@ Layout (each layer imports only from the layers below it; import-linter checks t
     ait/agent/                   AgentSession, Run, AgentWorker (coming)
     ait/client/                  ClientSession, ActiveRun (coming)
     ait/providers/               llama.cpp, OpenAI-compatible, Anthropic (coming)
-    ait/conversation/            Tree and View: the pure fold of a channel (coming)
+    ait/conversation/            Tree and View: the pure fold of a channel
     ait/bus/                     Bus, Channel, Subscription, CoalescingWriter, EmbeddedRedis
     ait/codec/                   the entry envelope (v, t, h, d) and payload codecs
     ait/events.py                the transport event types
@@ -24,6 +24,13 @@ from .bus import EmbeddedRedis as EmbeddedRedis
 from .bus import Entry as Entry
 from .bus import Retention as Retention
 from .bus import Subscription as Subscription
+from .codec.chat import ChatCodec as ChatCodec
+from .conversation import FoldError as FoldError
+from .conversation import Message as Message
+from .conversation import RunInfo as RunInfo
+from .conversation import Tree as Tree
+from .conversation import View as View
+from .conversation import ViewChange as ViewChange
 from .errors import AitError as AitError
 from .errors import BusConnectionError as BusConnectionError
 from .errors import BusError as BusError
@@ -57,6 +64,7 @@ __all__ = [
     "BusTimeoutError",
     "Cancel",
     "Channel",
+    "ChatCodec",
     "CoalescingWriter",
     "CodecError",
     "ContinuityLost",
@@ -65,16 +73,22 @@ __all__ = [
     "Entry",
     "EntryTooLarge",
     "Event",
+    "FoldError",
     "Input",
     "InvalidName",
+    "Message",
     "Output",
     "Retention",
     "RunEnd",
+    "RunInfo",
     "RunResume",
     "RunStart",
     "RunSuspend",
     "SubscriberLagged",
     "Subscription",
+    "Tree",
     "UsageError",
+    "View",
+    "ViewChange",
     "WriteFailed",
 ]

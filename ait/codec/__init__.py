@@ -1,4 +1,4 @@
-"""Codecs: the transport envelope of every stream entry, and (soon) the chat payload codec.
+"""Codecs: the transport envelope of every stream entry, and the chat payload codec.
 
 The envelope (`v`, `t`, `h`, `d`) is fixed by docs/protocol.md; encode and decode are pure,
 synchronous and never do I/O. Decoding anything malformed raises `CodecError` and nothing
@@ -7,6 +7,7 @@ else.
 
 from __future__ import annotations
 
+from .chat import ChatCodec as ChatCodec
 from .envelope import (
     decode_entry as decode_entry,
 )
@@ -20,4 +21,4 @@ from .envelope import (
     entry_size as entry_size,
 )
 
-__all__ = ["decode_entry", "decode_or_bad", "encode_event", "entry_size"]
+__all__ = ["ChatCodec", "decode_entry", "decode_or_bad", "encode_event", "entry_size"]

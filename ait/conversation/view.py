@@ -1,0 +1,454 @@
+"""A View: one window onto a Tree, with its own branch selection and pagination.
+
+```python
+view = View(tree, window=50)
+view.messages                        # the selected branch, newest `window` messages
+view.siblings(mid); view.select(mid, 1)
+view.reveal_older(20); view.has_older
+view.on_change(lambda change: ...)   # or: async for change in view.changes(): ...
+```
+
+What is shown: every message of the tree, in entry order, except those on branches the view
+has not selected. A message is shown when it is the selected member of its sibling group
+(if it has siblings) and the message it follows is shown too. Messages that merely share a
+parent without being forks of one another (two inputs sent at once) are all shown.
+
+Selection rules:
+- by default a group shows its newest member;
+- a group this view is showing keeps showing the same member when another client adds a
+  sibling (the branch is pinned);
+- this view's own edit selects the new sibling at once; its own regenerate selects the new
+  run when that run starts;
+- a selection whose member disappeared falls back to the newest;
+- views never share selection.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import anyio
+
+from ..errors import UsageError
+from .message import EntryKey, Message
+from .structure import GroupKey, Structure
+from .tree import Tree
+
+__all__ = ["View", "ViewChange", "ViewChanges"]
+
+LoadOlder = Callable[[int], Awaitable[object]]
+
+
+@dataclass(frozen=True, slots=True)
+class ViewChange:
+    """What changed in a view: `structure` (re-render the list) or `content` of some messages."""
+
+    kind: Literal["structure", "content"]
+    message_ids: tuple[str, ...] = ()
+
+
+class View:
+    """A window onto `tree`. See the module docstring for what it shows.
+
+    Args:
+        tree: the tree to show.
+        window: how many of the newest messages to show at first.
+        load_older: called with a count when the view needs older history than the tree
+            holds (the client session fetches and folds it); see `load_older()`.
+    """
+
+    def __init__(self, tree: Tree, *, window: int = 50, load_older: LoadOlder | None = None):
+        if window < 1:
+            raise UsageError("a view's window must be at least 1 message")
+        self.tree = tree
+        self.initial_window = window
+        self._load_older = load_older
+        self._explicit: dict[GroupKey, str] = {}
+        self._displayed: dict[GroupKey, str] = {}
+        self._select_when_seen: set[str] = set()  # own edits: input message ids
+        self._select_run_for: set[str] = set()  # own regenerates: request input message ids
+        self._visible: list[str] = []
+        self._from_key: EntryKey | None = None
+        self._shown: list[str] = []
+        self._index: dict[str, int] = {}
+        self._cache: list[Message] | None = None
+        self._dirty: set[str] = set()
+        self._callbacks: list[Callable[[ViewChange], None]] = []
+        self._streams: list[ViewChanges] = []
+        self._closed = False
+        self._vis: dict[str, bool] = {}
+        tree.add_listener(self)
+        self._recompute()
+
+    def close(self) -> None:
+        """Stop following the tree. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self.tree.remove_listener(self)
+            for stream in list(self._streams):
+                stream.close()
+
+    # -- what is shown -----------------------------------------------------------------------
+
+    @property
+    def messages(self) -> list[Message]:
+        """The shown messages of the selected branch, oldest first."""
+        if self._cache is None:
+            self._cache = [self.tree.snapshot(mid) for mid in self._shown]
+            self._dirty.clear()
+        elif self._dirty:
+            for mid in self._dirty:
+                position = self._index.get(mid)
+                if position is not None:
+                    self._cache[position] = self.tree.snapshot(mid)
+            self._dirty.clear()
+        return list(self._cache)
+
+    @property
+    def message_ids(self) -> list[str]:
+        return list(self._shown)
+
+    @property
+    def last_message_id(self) -> str | None:
+        """The newest message of the selected branch (the parent of the next send)."""
+        return self._visible[-1] if self._visible else None
+
+    @property
+    def has_older(self) -> bool:
+        """True when older messages exist: folded but not shown, or not yet read."""
+        return len(self._shown) < len(self._visible) or not self.tree.history_complete
+
+    def reveal_older(self, count: int) -> int:
+        """Show up to `count` more of the older messages already folded; return how many."""
+        hidden = len(self._visible) - len(self._shown)
+        revealed = min(max(count, 0), hidden)
+        if revealed:
+            oldest = self._visible[hidden - revealed]
+            self._from_key = self._structure_key(oldest)
+            self._refresh_shown()
+            self._emit(ViewChange("structure", tuple(self._shown)))
+        return revealed
+
+    async def load_older(self, count: int) -> int:
+        """Show `count` more older messages, asking the session for older history if needed.
+
+        Returns how many were revealed (fewer when the channel's beginning was reached).
+        """
+        revealed = self.reveal_older(count)
+        attempts = 0
+        while revealed < count and self._load_older is not None and not self.tree.history_complete:
+            attempts += 1
+            before = len(self.tree)
+            await self._load_older(count - revealed)
+            revealed += self.reveal_older(count - revealed)
+            if len(self.tree) == before and attempts > 3:
+                break  # pages without messages (only lifecycle entries): give up politely
+        return revealed
+
+    # -- branches ----------------------------------------------------------------------------
+
+    def siblings(self, message_id: str) -> list[Message]:
+        """The alternatives of a message, oldest first: edits of an input, or the first
+        message of each regenerated run of an output. A message without siblings gives
+        itself alone."""
+        group = self._group_of(message_id)
+        if group is None:
+            return [self.tree.snapshot(message_id)]
+        return [self.tree.snapshot(mid) for mid in self._representatives(group)]
+
+    def selected_index(self, message_id: str) -> int:
+        """The index in `siblings(message_id)` of the alternative this view shows."""
+        group = self._group_of(message_id)
+        if group is None:
+            return 0
+        chosen = self._choice(group)
+        members = self.structure.members[group]
+        representatives = self._representatives(group)
+        if group[0] == "edit":
+            return representatives.index(chosen) if chosen in representatives else 0
+        run_first = [self._first_message(run_id) for run_id in members]
+        first = self._first_message(chosen)
+        shown = [m for m in run_first if m is not None]
+        return shown.index(first) if first in shown else len(shown) - 1
+
+    def select(self, message_id: str, index: int) -> None:
+        """Show alternative `index` of `siblings(message_id)` from now on."""
+        group = self._group_of(message_id)
+        representatives = self._representatives(group) if group else [message_id]
+        if not 0 <= index < len(representatives):
+            raise UsageError(
+                f"no sibling {index} of message {message_id!r}; it has {len(representatives)}"
+            )
+        if group is None:
+            return
+        chosen = representatives[index]
+        if group[0] == "regen":
+            run_id = self.tree.run_of(chosen)
+            assert run_id is not None
+            chosen = run_id
+        self._explicit[group] = chosen
+        self._recompute()
+
+    # -- helpers for writes (the client session uses them) -----------------------------------
+
+    def send_parent(self) -> str | None:
+        """The parent of a new message sent from this view: its last message."""
+        return self.last_message_id
+
+    def edit_target(self, message_id: str) -> tuple[str | None, str]:
+        """(parent, fork_of) of an edit of input `message_id`."""
+        node = self.tree.input_nodes.get(message_id)
+        if node is None:
+            raise UsageError(f"unable to edit {message_id!r}: it is not an input message")
+        return node.event.parent, message_id
+
+    def regenerate_target(self, message_id: str) -> tuple[str, str | None]:
+        """(run id, parent) of a regeneration of output `message_id`: the run to redo and
+        the message it answered."""
+        run_id = self.tree.run_of(message_id)
+        if run_id is None:
+            raise UsageError(f"unable to regenerate {message_id!r}: it is not an agent's message")
+        return run_id, self.tree.run_nodes[run_id].anchor
+
+    def expect_edit(self, new_message_id: str) -> None:
+        """Select the edit `new_message_id` (this view's own) as soon as it is in the tree."""
+        self._select_when_seen.add(new_message_id)
+        self._recompute()
+
+    def expect_regenerate(self, request_message_id: str) -> None:
+        """Select the run started for regenerate request `request_message_id` when it starts."""
+        self._select_run_for.add(request_message_id)
+        self._recompute()
+
+    # -- changes -----------------------------------------------------------------------------
+
+    def on_change(self, callback: Callable[[ViewChange], None]) -> Callable[[], None]:
+        """Call `callback` on every change of what this view shows; returns an unsubscribe."""
+        self._callbacks.append(callback)
+        return lambda: self._callbacks.remove(callback) if callback in self._callbacks else None
+
+    def changes(self, buffer: int = 256) -> ViewChanges:
+        """An async iterator of changes (`async with view.changes() as changes: ...`).
+
+        When the consumer falls `buffer` changes behind, the queued changes collapse into
+        one `structure` change: re-render everything, nothing is lost.
+        """
+        stream = ViewChanges(self, buffer)
+        self._streams.append(stream)
+        return stream
+
+    def _emit(self, change: ViewChange) -> None:
+        for callback in list(self._callbacks):
+            callback(change)
+        for stream in self._streams:
+            stream.push(change)
+
+    # -- the tree's side ---------------------------------------------------------------------
+
+    def tree_changed(self, reshaped: bool, appended: list[str], messages: set[str]) -> None:
+        if reshaped:
+            if self._recompute(emit=False):
+                self._emit(ViewChange("structure", tuple(self._shown)))
+                return
+        elif appended and any([self._append(mid) for mid in appended]):
+            self._emit(ViewChange("structure", tuple(self._shown)))
+            return
+        index = self._index
+        touched = tuple(mid for mid in messages if mid in index)
+        if touched:
+            self._dirty.update(touched)
+            self._emit(ViewChange("content", touched))
+
+    @property
+    def structure(self) -> Structure:
+        return self.tree.structure
+
+    def _append(self, message_id: str) -> bool:
+        """A message placed at the end of the order, in a group of its own: shown if the
+        message it follows is. True when it is shown."""
+        structure = self.structure
+        up = structure.up.get(message_id)
+        shown = self._vis.get(up, True) if up is not None else True
+        self._vis[message_id] = shown
+        if not shown:
+            return False
+        owner = structure.group.get(message_id)
+        if owner is not None:
+            self._displayed[owner[0]] = owner[1]
+        self._visible.append(message_id)
+        if self._from_key is None:
+            self._from_key = structure.key[message_id]
+        self._index[message_id] = len(self._shown)
+        self._shown.append(message_id)
+        if self._cache is not None:
+            self._cache.append(self.tree.snapshot(message_id))
+        return True
+
+    def _recompute(self, emit: bool = True) -> bool:
+        """Work out the shown messages again; True (and a change emitted) if they changed."""
+        structure = self.structure
+        self._apply_pending(structure)
+        # Pin: a group shown with its default member keeps that member when a sibling comes.
+        for group, shown_member in self._displayed.items():
+            members = structure.members.get(group)
+            if (
+                members
+                and group not in self._explicit
+                and members[-1] != shown_member
+                and shown_member in members
+            ):
+                self._explicit[group] = shown_member
+        visible = self._visible_ids(structure)
+        displayed: dict[GroupKey, str] = {}
+        for mid in visible:
+            owner = structure.group.get(mid)
+            if owner is not None:
+                displayed[owner[0]] = owner[1]
+        self._displayed = displayed
+        changed = visible != self._visible
+        self._visible = visible
+        if self._from_key is None and visible:
+            self._from_key = structure.key[visible[max(0, len(visible) - self.initial_window)]]
+        changed = self._refresh_shown() or changed
+        if changed and emit:
+            self._emit(ViewChange("structure", tuple(self._shown)))
+        return changed
+
+    def _refresh_shown(self) -> bool:
+        key = self.structure.key
+        start = self._from_key
+        shown = (
+            list(self._visible) if start is None else [m for m in self._visible if key[m] >= start]
+        )
+        if shown == self._shown and self._cache is not None:
+            return False
+        self._shown = shown
+        self._index = {mid: i for i, mid in enumerate(shown)}
+        self._cache = None
+        return True
+
+    def _apply_pending(self, structure: Structure) -> None:
+        for message_id in list(self._select_when_seen):
+            group = structure.group_of_input.get(message_id)
+            if group is not None:
+                self._explicit[group] = message_id
+                self._select_when_seen.discard(message_id)
+        for request in list(self._select_run_for):
+            run = self.tree.run_for_input(request)
+            if run is not None:
+                group = structure.group_of_run.get(run.run_id)
+                if group is not None:
+                    self._explicit[group] = run.run_id
+                    self._select_run_for.discard(request)
+
+    def _choice(self, group: GroupKey) -> str:
+        members = self.structure.members[group]
+        chosen = self._explicit.get(group)
+        if chosen is not None and chosen in members:
+            return chosen
+        if chosen is not None:
+            del self._explicit[group]  # stale: the member is gone; fall back to the newest
+        return members[-1]
+
+    def _visible_ids(self, structure: Structure) -> list[str]:
+        memo: dict[str, bool] = {}
+        up, group_of, key = structure.up, structure.group, structure.key
+        choices: dict[GroupKey, str] = {}
+
+        def own_ok(mid: str) -> bool:
+            owner = group_of.get(mid)
+            if owner is None:
+                return True
+            group, member = owner
+            if len(structure.members[group]) < 2:
+                return True
+            chosen = choices.get(group)
+            if chosen is None:
+                chosen = choices[group] = self._choice(group)
+            return chosen == member
+
+        visible: list[str] = []
+        self._vis = memo
+        for mid in structure.order:
+            # Walk up to a known answer (iteratively: branches can be thousands deep).
+            path: list[str] = []
+            on_path: set[str] = set()
+            current: str | None = mid
+            while current is not None and current not in memo and current in key:
+                if current in on_path:
+                    break
+                path.append(current)
+                on_path.add(current)
+                current = up.get(current)
+            result = memo.get(current, True) if current is not None else True
+            for node in reversed(path):
+                result = own_ok(node) and result
+                memo[node] = result
+            if memo[mid]:
+                visible.append(mid)
+        return visible
+
+    def _group_of(self, message_id: str) -> GroupKey | None:
+        owner = self.structure.group.get(message_id)
+        if owner is None:
+            if not self.tree.is_placed(message_id):
+                raise UsageError(f"no message {message_id!r} in this conversation")
+            return None
+        return owner[0]
+
+    def _representatives(self, group: GroupKey) -> list[str]:
+        members = self.structure.members[group]
+        if group[0] == "edit":
+            return list(members)
+        return [m for m in (self._first_message(r) for r in members) if m is not None]
+
+    def _first_message(self, run_id: str) -> str | None:
+        run = self.tree.run_nodes.get(run_id)
+        return run.messages[0] if run is not None and run.messages else None
+
+    def _structure_key(self, message_id: str) -> EntryKey:
+        return self.structure.key[message_id]
+
+
+class ViewChanges:
+    """Changes of one view as an async iterator. Get one with `view.changes()`."""
+
+    def __init__(self, view: View, buffer: int) -> None:
+        self._view = view
+        self._buffer = max(buffer, 1)
+        self._queue: deque[ViewChange] = deque()
+        self._wake = anyio.Event()
+        self._closed = False
+
+    def push(self, change: ViewChange) -> None:
+        if len(self._queue) >= self._buffer:
+            self._queue.clear()
+            change = ViewChange("structure", tuple(self._view.message_ids))
+        self._queue.append(change)
+        self._wake.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        if self in self._view._streams:  # pyright: ignore[reportPrivateUsage]
+            self._view._streams.remove(self)  # pyright: ignore[reportPrivateUsage]
+
+    async def __aenter__(self) -> ViewChanges:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def __aiter__(self) -> ViewChanges:
+        return self
+
+    async def __anext__(self) -> ViewChange:
+        while not self._queue:
+            if self._closed:
+                raise StopAsyncIteration
+            await self._wake.wait()
+            self._wake = anyio.Event()
+        return self._queue.popleft()
