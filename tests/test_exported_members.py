@@ -12,13 +12,17 @@ from types import ModuleType
 import pytest
 
 import ait
+import ait.codec.chat
+import ait.conversation
 import ait.errors
 
 MODULES = [
     "ait",
     "ait.bus",
     "ait.codec",
+    "ait.codec.chat",
     "ait.codec.envelope",
+    "ait.conversation",
     "ait.errors",
     "ait.events",
     "ait.ids",
@@ -57,13 +61,7 @@ def isort_key(name: str) -> tuple[int, str]:
     return 2, name
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "ait",
-        *MODULES[1:],
-    ],
-)
+@pytest.mark.parametrize("name", MODULES)
 def test_all_is_sorted(name: str) -> None:
     exported = importlib.import_module(name).__all__
     assert exported == sorted(exported, key=isort_key)
@@ -91,7 +89,11 @@ def test_all_resolves(name: str) -> None:
 
 def test_the_top_level_reexports_the_same_objects() -> None:
     for member in ait.__all__:
-        homes = [m for m in (ait.bus, ait.errors, ait.events) if member in m.__all__]
+        homes = [
+            m
+            for m in (ait.bus, ait.codec.chat, ait.conversation, ait.errors, ait.events)
+            if member in m.__all__
+        ]
         assert len(homes) == 1, member
         assert getattr(ait, member) is getattr(homes[0], member), member
 
