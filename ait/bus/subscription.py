@@ -75,6 +75,7 @@ class Subscription:
         self._recv: MemoryObjectReceiveStream[Batch | Lost] | None = None
         self._hub: ReaderHub | None = None
         self._gap_until: str | None = None
+        self._verify = False
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -98,8 +99,13 @@ class Subscription:
             last = await self._retrying(self.channel.last_id)
             self.last_id = last or MIN_ENTRY_ID
             self._cursor_is_entry = last is not None
+        else:
+            # `after` names an entry the caller read: if it is gone, so may be what followed.
+            self._cursor_is_entry = self._after != MIN_ENTRY_ID
         self._state = _OPEN
         self._attach()
+        if self._after == "$":
+            self._verify = False  # resolved a moment ago
 
     async def aclose(self) -> None:
         """Leave the shared reader. Idempotent."""
@@ -118,8 +124,11 @@ class Subscription:
         bus = self.channel.bus
         self._hub = bus.hub
         bus.track(self)
-        # Whatever lies between our cursor and the hub's is ours to fetch (next read).
+        # Whatever lies between our cursor and the hub's is ours to fetch (next read), and
+        # our cursor must still exist: a reader that followed from a trimmed cursor would
+        # skip what was trimmed without knowing.
         self._gap_until = self._hub.attach(self.channel.key, self, self.last_id)
+        self._verify = self._cursor_is_entry
 
     def _detach(self) -> None:
         if self._attached:
@@ -203,6 +212,7 @@ class Subscription:
         cursor = entry_id_key(self.last_id)
         if entry_id_key(batch.prev) > cursor:
             self._held = batch
+            self._verify = True
             await self._catch_up(batch.prev)
             self._held = None
         cursor = entry_id_key(self._ready[-1][0] if self._ready else self.last_id)
@@ -215,9 +225,12 @@ class Subscription:
     async def _catch_up(self, upto: str) -> None:
         """Read (cursor, upto] from Redis into the ready queue."""
         start = self._ready[-1][0] if self._ready else self.last_id
-        must_find_start = self._cursor_is_entry and not self._ready
+        must_find_start = self._verify and self._cursor_is_entry and not self._ready
+        self._verify = False
         target = entry_id_key(upto)
-        while entry_id_key(start) < target:
+        if must_find_start and entry_id_key(start) >= target:
+            upto, target = start, entry_id_key(start)  # nothing to fetch: just check the cursor
+        while entry_id_key(start) < target or must_find_start:
             lower = start if must_find_start else f"({start}"
             page = await self._retrying(partial(self.channel.range, lower, upto, READER_COUNT))
             if must_find_start:

@@ -46,7 +46,9 @@ class CoalescingWriter:
 
     Args:
         linger: extra gathering time under load, in seconds (default 0.002).
-        max_wait: upper bound for `linger` (default 0.05).
+        max_wait: upper bound for `linger` (default 0.05). An event also waits for the
+            write in flight when it arrives (one round trip, usually well under a
+            millisecond); no setting shortens that without giving up order.
     """
 
     def __init__(
@@ -90,7 +92,8 @@ class CoalescingWriter:
         """Queue `event` for writing. Never waits.
 
         Raises:
-            WriteFailed: an earlier write failed (raised once; the writer goes on).
+            WriteFailed: an earlier write failed (raised once; the writer goes on). The
+                event given to this call was not queued: send it again if you want it.
             UsageError: the writer is not open.
         """
         if self._state != "open":

@@ -213,3 +213,46 @@ async def _publish_retrying(channel: ait.Channel, event: ait.Event) -> str:
                 return await channel.publish(event)
             except ait.BusConnectionError:
                 await anyio.sleep(0.05)
+
+
+async def test_lone_lagging_subscriber_learns_of_a_trim(
+    redis_url: str, channel_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Alone on its channel, a lagged subscriber rejoins with its own cursor: it must check
+    that its cursor still exists instead of letting XREAD skip the trimmed range."""
+    monkeypatch.setattr("ait.bus.subscription.SUBSCRIBER_BUFFER_BATCHES", 1)
+    async with ait.Bus.from_url(redis_url) as bus:
+        channel = bus.channel(channel_name)
+        async with channel.subscribe() as sub:
+            await channel.publish(inp(0))
+            got: list[ait.Entry] = []
+            await collect(sub, got, 1)
+            for i in range(1, 4):
+                await channel.publish(inp(i))
+                await anyio.sleep(0.05)  # one batch each: the second one overflows
+            await bus.handle.client.execute_command("XTRIM", channel.key, "MAXLEN", 1)
+            with pytest.raises(ait.SubscriberLagged):
+                async for entry in sub:
+                    got.append(entry)
+            with pytest.raises(ait.ContinuityLost):
+                await sub.__anext__()
+
+
+async def test_resuming_from_a_trimmed_cursor_is_continuity_lost(
+    redis_url: str, channel_name: str
+) -> None:
+    async with ait.Bus.from_url(redis_url) as bus:
+        channel = bus.channel(channel_name)
+        ids = await channel.publish_many([inp(i) for i in range(20)])
+        await bus.handle.client.execute_command("XTRIM", channel.key, "MAXLEN", 5)
+        async with channel.subscribe(after=ids[3]) as sub:
+            with pytest.raises(ait.ContinuityLost, match="trimmed"):
+                await sub.__anext__()
+            rest: list[ait.Entry] = []
+            await collect(sub, rest, 5)
+            assert [i for i, _ in rest] == ids[-5:]
+        # a cursor that still exists resumes normally, and 0-0 means "from the start"
+        async with channel.subscribe(after=ids[-3]) as sub:
+            got: list[ait.Entry] = []
+            await collect(sub, got, 2)
+            assert [i for i, _ in got] == ids[-2:]
