@@ -3,7 +3,7 @@
 Layout (each layer imports only from the layers below it; import-linter checks this):
 
     ait/cli.py, ait/testing/     the `ait` command; helpers for tests (embedded and in-memory Redis)
-    ait/agent/                   AgentSession, Run, AgentWorker (coming)
+    ait/agent/                   AgentSession, Run, AgentWorker
     ait/client/                  ClientSession, ActiveRun (coming)
     ait/providers/               llama.cpp, OpenAI-compatible, Anthropic (coming)
     ait/conversation/            Tree and View: the pure fold of a channel
@@ -17,11 +17,17 @@ The public surface is re-exported here; everything else is reachable through its
 
 from __future__ import annotations
 
+from .agent import AgentSession as AgentSession
+from .agent import AgentWorker as AgentWorker
+from .agent import CancelRequest as CancelRequest
+from .agent import PipeResult as PipeResult
+from .agent import Run as Run
 from .bus import Bus as Bus
 from .bus import Channel as Channel
 from .bus import CoalescingWriter as CoalescingWriter
 from .bus import EmbeddedRedis as EmbeddedRedis
 from .bus import Entry as Entry
+from .bus import Pool as Pool
 from .bus import Retention as Retention
 from .bus import Subscription as Subscription
 from .codec.chat import ChatCodec as ChatCodec
@@ -39,7 +45,10 @@ from .errors import CodecError as CodecError
 from .errors import ContinuityLost as ContinuityLost
 from .errors import EmbeddedRedisError as EmbeddedRedisError
 from .errors import EntryTooLarge as EntryTooLarge
+from .errors import InputNotFound as InputNotFound
 from .errors import InvalidName as InvalidName
+from .errors import RunError as RunError
+from .errors import RunRejected as RunRejected
 from .errors import SubscriberLagged as SubscriberLagged
 from .errors import UsageError as UsageError
 from .errors import WriteFailed as WriteFailed
@@ -47,6 +56,7 @@ from .events import BadEntry as BadEntry
 from .events import Cancel as Cancel
 from .events import Event as Event
 from .events import Input as Input
+from .events import Invocation as Invocation
 from .events import Output as Output
 from .events import RunEnd as RunEnd
 from .events import RunResume as RunResume
@@ -56,6 +66,8 @@ from .events import RunSuspend as RunSuspend
 __version__ = "0.1.0"
 
 __all__ = [
+    "AgentSession",
+    "AgentWorker",
     "AitError",
     "BadEntry",
     "Bus",
@@ -63,6 +75,7 @@ __all__ = [
     "BusError",
     "BusTimeoutError",
     "Cancel",
+    "CancelRequest",
     "Channel",
     "ChatCodec",
     "CoalescingWriter",
@@ -75,12 +88,19 @@ __all__ = [
     "Event",
     "FoldError",
     "Input",
+    "InputNotFound",
     "InvalidName",
+    "Invocation",
     "Message",
     "Output",
+    "PipeResult",
+    "Pool",
     "Retention",
+    "Run",
     "RunEnd",
+    "RunError",
     "RunInfo",
+    "RunRejected",
     "RunResume",
     "RunStart",
     "RunSuspend",

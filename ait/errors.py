@@ -13,6 +13,9 @@ AitError
 │   ├── SubscriberLagged                  a subscriber fell too far behind and was detached
 │   ├── ContinuityLost                    the stream was reset or trimmed past a reader's cursor
 │   └── EmbeddedRedisError                the embedded redis-server could not start
+└── RunError                              a run could not do what was asked
+    ├── InputNotFound                     an invocation's input never showed up on the channel
+    └── RunRejected                       the input asked `reject` and another run was active
 ```
 
 Foreign exceptions (redis-py's, OSError) are translated at the edge of the layer that
@@ -32,7 +35,10 @@ __all__ = [
     "ContinuityLost",
     "EmbeddedRedisError",
     "EntryTooLarge",
+    "InputNotFound",
     "InvalidName",
+    "RunError",
+    "RunRejected",
     "SubscriberLagged",
     "UsageError",
     "WriteFailed",
@@ -148,6 +154,39 @@ class ContinuityLost(BusError):
 
 class EmbeddedRedisError(BusError):
     """The embedded redis-server could not be found or started."""
+
+
+class RunError(AitError):
+    """A run could not do what was asked."""
+
+
+class InputNotFound(RunError):
+    """The input an invocation names did not show up on the channel in time.
+
+    Nothing was published. An HTTP doorbell should answer with an error status so the
+    client's send fails visibly.
+    """
+
+    def __init__(self, channel: str, input_event_id: str, timeout: float) -> None:
+        self.channel = channel
+        self.input_event_id = input_event_id
+        self.timeout = timeout
+        super().__init__(
+            f"input event {input_event_id!r} did not show up on channel {channel!r} within "
+            f"{timeout:g} s; nothing was published (was it published to this channel?)"
+        )
+
+
+class RunRejected(RunError):
+    """The input's multitask policy was `reject` and another run was active.
+
+    The run was started and ended at once with the error code `rejected`, so the client
+    sees why; the handler should simply return.
+    """
+
+    def __init__(self, run_id: str, message: str) -> None:
+        self.run_id = run_id
+        super().__init__(message)
 
 
 def _rebuild(cls: type[AitError], args: tuple[Any, ...], state: dict[str, Any]) -> AitError:

@@ -22,7 +22,10 @@ import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import CodecError
+from .ids import check_name
 
 __all__ = [
     "EVENT_TYPES",
@@ -31,6 +34,8 @@ __all__ = [
     "CancelScope",
     "Event",
     "Input",
+    "Invocation",
+    "Multitask",
     "Output",
     "RunEnd",
     "RunEndReason",
@@ -40,6 +45,7 @@ __all__ = [
 ]
 
 RunEndReason = Literal["complete", "cancelled", "error"]
+Multitask = Literal["parallel", "interrupt", "enqueue", "reject"]
 CancelScope = Literal["client", "all"]
 
 _Id = Annotated[str, Field(min_length=1)]
@@ -111,6 +117,9 @@ class Input(_Event):
     fork_of: _Id | None = None
     regenerate: _Id | None = None
     run_id: _Id | None = None
+    #: What to do when another run is active on the channel: `parallel` (default),
+    #: `interrupt`, `enqueue` or `reject` (docs/concepts/runs.md).
+    multitask: Multitask | None = None
 
 
 class RunStart(_Event):
@@ -215,3 +224,47 @@ class BadEntry(BaseModel):
     entry_id: str
     reason: str
     fields: Mapping[bytes, bytes] = Field(default_factory=dict[bytes, bytes])
+
+
+class Invocation(BaseModel):
+    """One wake-up of an agent for one input: which channel, which input event.
+
+    It travels as JSON to an HTTP doorbell (`to_json`/`from_json`) or as an entry of a
+    worker pool's queue (docs/protocol.md). The conversation itself stays on the channel.
+
+    ```python
+    invocation = Invocation(channel="chat-42", input_event_id=active.input_event_id)
+    body = invocation.to_json()                   # POST it to your agent endpoint
+    Invocation.from_json(body)                    # in the endpoint
+    ```
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    channel: _Id
+    input_event_id: _Id
+    #: When the invocation was queued (ms since the epoch), if it went through a pool.
+    enqueued_at: int | None = None
+
+    @model_validator(mode="after")
+    def _check_channel(self) -> Self:
+        check_name("channel", self.channel)
+        return self
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=True)
+
+    @classmethod
+    def from_json(cls, data: str | bytes) -> Invocation:
+        """Parse an invocation from JSON.
+
+        Raises:
+            CodecError: not JSON, or not an invocation (missing or invalid fields).
+        """
+        try:
+            return cls.model_validate_json(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+            )
+            raise CodecError(f"not a valid invocation: {problems}") from None

@@ -12,12 +12,14 @@ from types import ModuleType
 import pytest
 
 import ait
+import ait.agent
 import ait.codec.chat
 import ait.conversation
 import ait.errors
 
 MODULES = [
     "ait",
+    "ait.agent",
     "ait.bus",
     "ait.codec",
     "ait.codec.chat",
@@ -91,7 +93,14 @@ def test_the_top_level_reexports_the_same_objects() -> None:
     for member in ait.__all__:
         homes = [
             m
-            for m in (ait.bus, ait.codec.chat, ait.conversation, ait.errors, ait.events)
+            for m in (
+                ait.agent,
+                ait.bus,
+                ait.codec.chat,
+                ait.conversation,
+                ait.errors,
+                ait.events,
+            )
             if member in m.__all__
         ]
         assert len(homes) == 1, member

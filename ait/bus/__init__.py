@@ -9,6 +9,7 @@ from .channel import Entry as Entry
 from .channel import Retention as Retention
 from .embedded import EmbeddedRedis as EmbeddedRedis
 from .embedded import find_redis_server as find_redis_server
+from .pool import Pool as Pool
 from .subscription import Subscription as Subscription
 from .writer import CoalescingWriter as CoalescingWriter
 
@@ -18,6 +19,7 @@ __all__ = [
     "CoalescingWriter",
     "EmbeddedRedis",
     "Entry",
+    "Pool",
     "Retention",
     "Subscription",
     "find_redis_server",

@@ -29,11 +29,17 @@ class BackgroundTasks:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
 
-    def start(self, func: Callable[..., Awaitable[Any]], *args: Any, name: str) -> None:
-        """Run `func(*args)` in the background until it returns or `stop()` is called."""
-        if self._tg is None or self._stopped:
-            return
+    def start(
+        self, func: Callable[..., Awaitable[Any]], *args: Any, name: str
+    ) -> anyio.CancelScope:
+        """Run `func(*args)` in the background until it returns or `stop()` is called.
+
+        Returns the task's own cancel scope: cancel it to stop just this task.
+        """
         scope = anyio.CancelScope()
+        if self._tg is None or self._stopped:
+            scope.cancel()
+            return scope
         self._scopes.add(scope)
 
         async def guarded() -> None:
@@ -44,6 +50,7 @@ class BackgroundTasks:
                 self._scopes.discard(scope)
 
         self._tg.start_soon(guarded, name=name)
+        return scope
 
     def stop(self) -> None:
         """Cancel every background task. Synchronous and idempotent."""

@@ -21,6 +21,7 @@ from ._redis import RedisHandle, translate_errors
 from ._tasks import BackgroundTasks
 from .channel import Channel, Retention
 from .embedded import AppendFsync, EmbeddedRedis
+from .pool import Pool
 from .reader import ReaderHub
 
 if TYPE_CHECKING:
@@ -229,6 +230,14 @@ class Bus:
             InvalidName: the name is not allowed; nothing touched Redis.
         """
         return Channel(self, name, retention=retention)
+
+    def pool(self, name: str = "default") -> Pool:
+        """The invocation queue of worker pool `name` (see `ait.AgentWorker`).
+
+        Raises:
+            InvalidName: the name is not allowed.
+        """
+        return Pool(self, name)
 
     def require_open(self, action: str) -> None:
         if self._state != "open":

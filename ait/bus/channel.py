@@ -121,23 +121,39 @@ class Channel:
             raw = await client.execute_command(*command)
         return raw.decode()
 
-    async def publish_many(self, events: Sequence[Event]) -> list[str]:
-        """Append several events in one round trip, in order, all or none; return their ids."""
-        return await self.write_encoded([self.encode(event) for event in events])
+    async def publish_many(
+        self, events: Sequence[Event], *, with_commands: Sequence[Sequence[Any]] = ()
+    ) -> list[str]:
+        """Append several events in one round trip, in order, all or none; return their ids.
 
-    async def write_encoded(self, entries: Sequence[list[bytes]]) -> list[str]:
+        Args:
+            with_commands: more Redis commands to run in the same transaction, on keys of
+                this channel only (see `key_for`), after the events.
+        """
+        encoded = [self.encode(event) for event in events]
+        return await self.write_encoded(encoded, with_commands=with_commands)
+
+    async def write_encoded(
+        self, entries: Sequence[list[bytes]], *, with_commands: Sequence[Sequence[Any]] = ()
+    ) -> list[str]:
         """Append already encoded entries atomically (MULTI/EXEC) in one round trip."""
-        if not entries:
+        if not entries and not with_commands:
             return []
         client = self.bus.handle.client
         with translate_errors(f"publish on channel {self.name!r}"):
-            if len(entries) == 1:
+            if len(entries) == 1 and not with_commands:
                 return [(await client.execute_command(*self.xadd_command(entries[0]))).decode()]
             pipe = client.pipeline(transaction=True)
             for fields in entries:
                 pipe.execute_command(*self.xadd_command(fields))
-            ids = await pipe.execute()
-        return [raw.decode() for raw in ids]
+            for command in with_commands:
+                pipe.execute_command(*command)
+            replies = await pipe.execute()
+        return [raw.decode() for raw in replies[: len(entries)]]
+
+    def key_for(self, suffix: str) -> str:
+        """Another key of this channel, with the same hash tag: `<prefix>{<channel>}:<suffix>`."""
+        return f"{self.bus.prefix}{{{self.name}}}:{suffix}"
 
     def writer(
         self, *, linger: float | None = None, max_wait: float | None = None
@@ -155,16 +171,21 @@ class Channel:
         _check_count(count)
         return await self.range(f"({after}", "+", count)
 
-    async def history(self, before: str | None = None, limit: int = 100) -> list[Entry]:
-        """Up to `limit` entries just before `before` (exclusive; None = the newest), oldest first.
+    async def history(
+        self, before: str | None = None, limit: int = 100, *, inclusive: bool = False
+    ) -> list[Entry]:
+        """Up to `limit` entries just before `before` (None = the newest), oldest first.
 
         Reading pages backward: pass the oldest id of one page as `before` of the next.
         Fewer than `limit` entries means the oldest entry has been reached.
+
+        Args:
+            inclusive: include the entry `before` itself.
         """
         if before is not None:
             _check_id("before", before)
         _check_count(limit)
-        end = "+" if before is None else f"({before}"
+        end = "+" if before is None else (before if inclusive else f"({before}")
         with translate_errors(f"read the history of channel {self.name!r}"):
             reply = await self.bus.handle.client.execute_command(
                 "XREVRANGE", self.key, end, "-", "COUNT", limit
@@ -194,17 +215,23 @@ class Channel:
         with translate_errors(f"read channel {self.name!r}"):
             return int(await self.bus.handle.client.execute_command("XLEN", self.key))
 
-    def subscribe(self, after: str = "$") -> Subscription:
+    def subscribe(self, after: str = "$", *, strict: bool = True) -> Subscription:
         """Follow the channel live from after entry id `after` (`"$"`: from now on).
 
         Use it as `async with channel.subscribe(...) as sub: async for entry_id, event in sub`;
         entering is the "subscribed and ready" point. See `Subscription` for the guarantees.
+
+        Args:
+            after: `$`, `0-0` (everything), or the id of an entry you read.
+            strict: `after` names an entry you read; if it was trimmed away, the first read
+                raises `ContinuityLost`. Pass False to start from a position in time
+                (`f"{ms}-0"`) that need not be an entry.
         """
         if after != "$":
             _check_id("after", after)
         from .subscription import Subscription
 
-        return Subscription(self, after)
+        return Subscription(self, after, strict=strict)
 
 
 def _check_id(name: str, value: str) -> None:

@@ -60,9 +60,10 @@ class Subscription:
     `last_id` is the cursor: the id of the last entry yielded (or the starting point).
     """
 
-    def __init__(self, channel: Channel, after: str) -> None:
+    def __init__(self, channel: Channel, after: str, *, strict: bool = True) -> None:
         self.channel = channel
         self._after = after
+        self._strict = strict
         self.last_id = after if after != "$" else MIN_ENTRY_ID
         # True when last_id names an entry that existed: then a catch-up read must find it.
         self._cursor_is_entry = False
@@ -101,7 +102,7 @@ class Subscription:
             self._cursor_is_entry = last is not None
         else:
             # `after` names an entry the caller read: if it is gone, so may be what followed.
-            self._cursor_is_entry = self._after != MIN_ENTRY_ID
+            self._cursor_is_entry = self._strict and self._after != MIN_ENTRY_ID
         self._state = _OPEN
         self._attach()
         if self._after == "$":

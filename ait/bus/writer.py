@@ -68,6 +68,7 @@ class CoalescingWriter:
         self._reject_cause: Exception = CodecError("event rejected")
         self._writing = False
         self._tasks = BackgroundTasks()
+        self._scope: anyio.CancelScope | None = None
         self._state = "unopened"
         #: Entries written so far (each may hold many events).
         self.entries_written = 0
@@ -76,9 +77,16 @@ class CoalescingWriter:
         if self._state != "unopened":
             raise UsageError(f"unable to open the writer; it is {self._state} (make a new one)")
         await self._tasks.enter()
-        self._state = "open"
-        self._tasks.start(self._run, name=f"ait writer {self.channel.name}")
+        self.start_in(self._tasks)
         return self
+
+    def start_in(self, tasks: BackgroundTasks) -> None:
+        """Open the writer with its task in `tasks` (owned by a longer-lived object), for
+        callers whose open and close do not nest like `async with`. Close with `aclose()`."""
+        if self._state != "unopened":
+            raise UsageError(f"unable to open the writer; it is {self._state} (make a new one)")
+        self._state = "open"
+        self._scope = tasks.start(self._run, name=f"ait writer {self.channel.name}")
 
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
@@ -129,7 +137,8 @@ class CoalescingWriter:
                 await self.flush()
         finally:
             self._state = "closed"
-            self._tasks.stop()
+            if self._scope is not None:
+                self._scope.cancel()
 
     def _raise_error(self) -> None:
         if self._error is not None:

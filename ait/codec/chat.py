@@ -23,7 +23,7 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -33,6 +33,8 @@ __all__ = [
     "AMENDMENT_TYPES",
     "CHAT_EVENT_TYPES",
     "ChatCodec",
+    "ChatConvertible",
+    "ChatEncoder",
     "ChatEvent",
     "Data",
     "Error",
@@ -280,6 +282,8 @@ def wire_problem(item: object) -> str | None:
             return f"{kind}: {name!r} has the wrong type or is empty ({value!r})"
         elif values is not None and value not in values:
             return f"{kind}: {name!r} is {value!r}; expected one of {sorted(values)}"
+        elif allowed == (dict,) and not all(type(k) is str for k in value):
+            return f"{kind}: {name!r} must have string keys ({value!r})"
     return None
 
 
@@ -338,3 +342,71 @@ class ChatCodec:
         if reason is not None:
             item["reason"] = reason
         return [item]
+
+
+class ChatConvertible(Protocol):
+    """A stream item that knows its ChatCodec events (provider events implement this)."""
+
+    def to_chat(self, encoder: ChatEncoder) -> list[dict[str, Any]]: ...
+
+
+class ChatEncoder:
+    """Turns the items of an output stream into ChatCodec wire events, keeping part ids.
+
+    Items may be `str` (text), ChatCodec models, wire maps, or objects with a
+    `to_chat(encoder)` method (provider events). Consecutive text goes to one text part;
+    text after anything else (a tool call, reasoning) opens a new one.
+    """
+
+    def __init__(self) -> None:
+        self._parts = 0
+        self._text: str | None = None
+        self._reasoning: str | None = None
+
+    def encode(self, item: object) -> list[dict[str, Any]]:
+        """The wire events of one stream item.
+
+        Raises:
+            CodecError: the item is not something a message can hold.
+        """
+        if isinstance(item, str):
+            return [self.text(item)] if item else []
+        if isinstance(item, _ChatEvent):
+            return [self._seen(item.to_wire())]
+        if isinstance(item, dict):
+            problem = wire_problem(typing.cast(object, item))
+            if problem:
+                raise CodecError(problem)
+            return [self._seen(typing.cast(dict[str, Any], item))]
+        to_chat = getattr(item, "to_chat", None)
+        if callable(to_chat):
+            return typing.cast(list[dict[str, Any]], to_chat(self))
+        raise CodecError(f"cannot put a {type(item).__name__} in a message")
+
+    def _seen(self, event: dict[str, Any]) -> dict[str, Any]:
+        kind = event["type"]
+        if kind != "text-delta":
+            self._text = None
+        if kind != "reasoning-delta":
+            self._reasoning = None
+        return event
+
+    def _new_id(self, prefix: str) -> str:
+        self._parts += 1
+        return f"{prefix}{self._parts}"
+
+    def text(self, delta: str) -> dict[str, Any]:
+        if self._text is None:
+            self._text = self._new_id("t")
+        self._reasoning = None
+        return {"type": "text-delta", "id": self._text, "delta": delta}
+
+    def reasoning(self, delta: str) -> dict[str, Any]:
+        if self._reasoning is None:
+            self._reasoning = self._new_id("r")
+        self._text = None
+        return {"type": "reasoning-delta", "id": self._reasoning, "delta": delta}
+
+    def other(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Any other wire event (tool calls, usage, ...): closes the open text part."""
+        return self._seen(event)

@@ -20,9 +20,16 @@ import msgpack  # pyright: ignore[reportMissingTypeStubs]
 
 from .._constants import PROTOCOL_VERSION
 from ..errors import CodecError
-from ..events import EVENT_TYPES, BadEntry, Event, Output
+from ..events import EVENT_TYPES, BadEntry, Event, Invocation, Output
 
-__all__ = ["decode_entry", "decode_or_bad", "encode_event", "entry_size"]
+__all__ = [
+    "decode_entry",
+    "decode_invocation",
+    "decode_or_bad",
+    "encode_event",
+    "encode_invocation",
+    "entry_size",
+]
 
 _VERSION = PROTOCOL_VERSION.encode()
 _TYPES = {name.encode(): (cls, name) for name, cls in EVENT_TYPES.items()}
@@ -184,3 +191,34 @@ def _decode(entry_id: str, fields: Sequence[bytes] | Mapping[bytes, bytes]) -> E
     if problem:
         raise fail(problem)
     return event
+
+
+def encode_invocation(invocation: Invocation) -> list[bytes]:
+    """The fields of a pool queue entry for `invocation` (docs/protocol.md)."""
+    headers = {"channel": invocation.channel, "input-event-id": invocation.input_event_id}
+    if invocation.enqueued_at is not None:
+        headers["enqueued-at"] = str(invocation.enqueued_at)
+    return [b"v", _VERSION, b"t", b"invocation", b"h", _packb(headers)]
+
+
+def decode_invocation(entry_id: str, fields: Sequence[bytes] | Mapping[bytes, bytes]) -> Invocation:
+    """The invocation of a pool queue entry.
+
+    Raises:
+        CodecError: the entry is not a well-formed invocation.
+    """
+    raw = _as_mapping(fields) if not isinstance(fields, Mapping) else fields
+    if raw.get(b"v") != _VERSION:
+        raise CodecError(f"unknown protocol version {raw.get(b'v')!r}", entry_id=entry_id)
+    if raw.get(b"t") != b"invocation":
+        raise CodecError(f"not an invocation entry: type {raw.get(b't')!r}", entry_id=entry_id)
+    try:
+        headers: Any = _unpackb(raw.get(b"h") or b"")
+        enqueued = headers.get("enqueued-at")
+        return Invocation(
+            channel=headers["channel"],
+            input_event_id=headers["input-event-id"],
+            enqueued_at=int(enqueued) if enqueued is not None else None,
+        )
+    except Exception as exc:
+        raise CodecError(f"malformed invocation entry: {exc}", entry_id=entry_id) from None

@@ -207,8 +207,9 @@ class MessageState:
     def replace(self, key: EntryKey, events: list[dict[str, Any]]) -> None:
         """Set the content of one segment (an echo replacing the optimistic copy)."""
         self._segments = [(k, e) for k, e in self._segments if k != key]
-        self._last = self._segments[-1][0] if self._segments else None
-        self.add(key, events)
+        self._segments.append((key, events))
+        self._segments.sort(key=lambda segment: segment[0])
+        self._rebuild()
 
     def drop(self, key: EntryKey) -> None:
         self._segments = [(k, e) for k, e in self._segments if k != key]

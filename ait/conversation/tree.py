@@ -157,6 +157,7 @@ class Tree:
         self._reshape = False
         self._growth: list[tuple[str, str, str]] = []  # (kind, run id, message id) to append
         self._changed: set[str] = set()
+        self._cancels: list[tuple[EntryKey, Cancel]] = []
         #: Input message ids some input names in `fork-of` (they shape edit groups).
         self.fork_targets: set[str] = set()
         #: True once the oldest entry of the channel has been folded (set by the reader).
@@ -245,7 +246,7 @@ class Tree:
             return self._fold_input(entry_id, key, event)
         if isinstance(event, RunStart | RunResume | RunSuspend | RunEnd):
             return self._fold_lifecycle(key, event)
-        self._fold_cancel(event)
+        self._fold_cancel(key, event)
         return None
 
     def _fold_output(self, key: EntryKey, event: Output) -> str | None:
@@ -296,6 +297,8 @@ class Tree:
             run = self._runs[run_id] = _Run(run_id)
         if run.first_key is None or key < run.first_key:
             run.first_key = key
+            if self._cancels:
+                self._mark_cancel(run)
         return run
 
     def _fold_input(self, entry_id: str, key: EntryKey, event: Input) -> str | None:
@@ -389,6 +392,8 @@ class Tree:
             else:
                 self._growth.append(("start", run.run_id, ""))
             run.start, run.start_key = event, key
+            if self._cancels:
+                self._mark_cancel(run)
         else:
             run.lifecycle.append((key, event))
         before = run.status
@@ -397,21 +402,18 @@ class Tree:
             self._changed.update(run.messages)
         return None
 
-    def _fold_cancel(self, event: Cancel) -> None:
+    def _fold_cancel(self, key: EntryKey, event: Cancel) -> None:
+        # Kept: a run may come after its cancel (a history page read after live entries, or
+        # a cancel by input message id sent before the run started).
+        self._cancels.append((key, event))
         for run in self._runs.values():
-            start = run.start
-            if (
-                event.run_id == run.run_id
-                or (start is not None and event.input_message_id == start.input_message_id)
-                or event.scope == "all"
-                or (
-                    event.scope == "client"
-                    and start is not None
-                    and start.run_client_id == event.client_id
-                )
-            ) and not run.cancel_requested:
-                run.cancel_requested = True
-                self._changed.update(run.messages)
+            self._mark_cancel(run)
+
+    def _mark_cancel(self, run: _Run) -> None:
+        requested = any(_targets(event, key, run) for key, event in self._cancels)
+        if requested != run.cancel_requested:
+            run.cancel_requested = requested
+            self._changed.update(run.messages)
 
     # -- optimistic inputs -------------------------------------------------------------------
 
@@ -422,13 +424,17 @@ class Tree:
         """
         if event.event_id in self._by_event:
             return
-        self._optimistic_seq += 1
-        key: EntryKey = (math.inf, float(self._optimistic_seq))
-        node = _Input(event, key, None, "message", self._optimistic_seq)
         payload = cast(list[dict[str, Any]], event.payload or [])
         problem = _payload_problem(payload)
         if problem:
             raise ValueError(problem)
+        if event.regenerate is not None or (
+            payload and all(item["type"] in AMENDMENT_TYPES for item in payload)
+        ):
+            return
+        self._optimistic_seq += 1
+        key: EntryKey = (math.inf, float(self._optimistic_seq))
+        node = _Input(event, key, None, "message", self._optimistic_seq)
         self._by_event[event.event_id] = node
         self._add_input_message(node, payload)
         self._notify()
@@ -546,6 +552,18 @@ def _payload_problem(payload: object) -> str | None:
         if problem:
             return problem
     return None
+
+
+def _targets(event: Cancel, key: EntryKey, run: _Run) -> bool:
+    """Whether cancel `event` (at entry `key`) asks to cancel `run`, in any arrival order."""
+    start = run.start
+    if event.run_id is not None:
+        return event.run_id == run.run_id
+    if event.input_message_id is not None:
+        return start is not None and start.input_message_id == event.input_message_id
+    if run.key > key:
+        return False  # a scope covers the runs started before it, not later ones
+    return event.scope == "all" or (start is not None and start.run_client_id == event.client_id)
 
 
 def _segment_events(state: MessageState, key: EntryKey) -> list[dict[str, Any]] | None:

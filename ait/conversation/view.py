@@ -33,7 +33,7 @@ from typing import Literal
 import anyio
 
 from ..errors import UsageError
-from .message import EntryKey, Message
+from .message import Message
 from .structure import GroupKey, Structure
 from .tree import Tree
 
@@ -71,7 +71,9 @@ class View:
         self._select_when_seen: set[str] = set()  # own edits: input message ids
         self._select_run_for: set[str] = set()  # own regenerates: request input message ids
         self._visible: list[str] = []
-        self._from_key: EntryKey | None = None
+        #: The oldest shown message: the window starts at its entry, wherever that moves
+        #: (older entries of it arrive, or an optimistic input is echoed).
+        self._from_id: str | None = None
         self._shown: list[str] = []
         self._index: dict[str, int] = {}
         self._cache: list[Message] | None = None
@@ -126,8 +128,7 @@ class View:
         hidden = len(self._visible) - len(self._shown)
         revealed = min(max(count, 0), hidden)
         if revealed:
-            oldest = self._visible[hidden - revealed]
-            self._from_key = self._structure_key(oldest)
+            self._from_id = self._visible[hidden - revealed]
             self._refresh_shown()
             self._emit(ViewChange("structure", tuple(self._shown)))
         return revealed
@@ -249,17 +250,16 @@ class View:
     # -- the tree's side ---------------------------------------------------------------------
 
     def tree_changed(self, reshaped: bool, appended: list[str], messages: set[str]) -> None:
-        if reshaped:
-            if self._recompute(emit=False):
-                self._emit(ViewChange("structure", tuple(self._shown)))
-                return
-        elif appended and any([self._append(mid) for mid in appended]):
-            self._emit(ViewChange("structure", tuple(self._shown)))
-            return
+        if reshaped or self._from_id is None:  # the first messages seen set the window too
+            restructured = self._recompute(emit=False)
+        else:
+            restructured = any([self._append(mid) for mid in appended])
         index = self._index
         touched = tuple(mid for mid in messages if mid in index)
-        if touched:
-            self._dirty.update(touched)
+        self._dirty.update(touched)
+        if restructured:
+            self._emit(ViewChange("structure", tuple(self._shown)))
+        elif touched:
             self._emit(ViewChange("content", touched))
 
     @property
@@ -279,8 +279,8 @@ class View:
         if owner is not None:
             self._displayed[owner[0]] = owner[1]
         self._visible.append(message_id)
-        if self._from_key is None:
-            self._from_key = structure.key[message_id]
+        if self._from_id is None:
+            self._from_id = message_id
         self._index[message_id] = len(self._shown)
         self._shown.append(message_id)
         if self._cache is not None:
@@ -310,8 +310,11 @@ class View:
         self._displayed = displayed
         changed = visible != self._visible
         self._visible = visible
-        if self._from_key is None and visible:
-            self._from_key = structure.key[visible[max(0, len(visible) - self.initial_window)]]
+        if self._from_id is not None and self._from_id not in structure.key:
+            # The oldest shown message is gone (a retracted optimistic input).
+            self._from_id = next((m for m in self._shown if m in structure.key), None)
+        if self._from_id is None and visible:
+            self._from_id = visible[max(0, len(visible) - self.initial_window)]
         changed = self._refresh_shown() or changed
         if changed and emit:
             self._emit(ViewChange("structure", tuple(self._shown)))
@@ -319,7 +322,7 @@ class View:
 
     def _refresh_shown(self) -> bool:
         key = self.structure.key
-        start = self._from_key
+        start = key.get(self._from_id) if self._from_id is not None else None
         shown = (
             list(self._visible) if start is None else [m for m in self._visible if key[m] >= start]
         )
@@ -408,9 +411,6 @@ class View:
     def _first_message(self, run_id: str) -> str | None:
         run = self.tree.run_nodes.get(run_id)
         return run.messages[0] if run is not None and run.messages else None
-
-    def _structure_key(self, message_id: str) -> EntryKey:
-        return self.structure.key[message_id]
 
 
 class ViewChanges:

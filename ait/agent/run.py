@@ -1,0 +1,388 @@
+"""A run: one unit of agent work answering one input, with its lifecycle on the channel.
+
+```python
+run = session.create_run(invocation)
+await run.start()                                 # finds the input, publishes run.start
+messages = await run.load_conversation()          # the branch leading to the input
+result = await run.pipe(provider.stream(request)) # output, racing a cancel
+await run.end(result.reason, error=result.error)  # or: await run.suspend()
+```
+
+States: created -> started -> ended | suspended. Methods out of order raise `UsageError`;
+`end` and `suspend` after either of them do nothing. A user's cancel (a `cancel` event on
+the channel) makes `pipe` stop its stream within one item and return `cancelled`; task
+cancellation (anyio/asyncio) always propagates unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+import msgpack  # pyright: ignore[reportMissingTypeStubs]
+
+from ..bus import CoalescingWriter
+from ..codec.chat import ChatEncoder
+from ..conversation import Message, Tree
+from ..errors import UsageError, WriteFailed
+from ..events import (
+    Cancel,
+    Input,
+    Invocation,
+    Output,
+    RunEnd,
+    RunEndReason,
+    RunResume,
+    RunStart,
+    RunSuspend,
+)
+from ..ids import new_id
+
+if TYPE_CHECKING:
+    from .session import AgentSession
+
+__all__ = ["CancelRequest", "PipeResult", "Run", "error_code"]
+
+_pack: Callable[[Any], bytes] = msgpack.packb  # pyright: ignore
+
+RunState = Literal["created", "started", "suspended", "ended"]
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequest:
+    """A cancel that targets a run, handed to `on_cancel` hooks to allow or refuse."""
+
+    run_id: str | None
+    entry_id: str
+    cancel: Cancel
+
+
+CancelHook = Callable[[CancelRequest], bool | Awaitable[bool]]
+
+
+@dataclass(frozen=True, slots=True)
+class PipeResult:
+    """How a `pipe` ended. `error` is the original exception when `reason` is `error`."""
+
+    reason: RunEndReason
+    message_id: str
+    error: BaseException | None = None
+    items: int = 0
+
+
+def error_code(error: BaseException) -> str:
+    """A stable, kebab-case code for an exception: its `code` attribute, else its class name."""
+    code = getattr(error, "code", None)
+    if isinstance(code, str) and code:
+        return code
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", type(error).__name__).lower()
+
+
+class Run:
+    """One run. Create with `AgentSession.create_run`; see the module docstring."""
+
+    def __init__(
+        self,
+        session: AgentSession,
+        invocation: Invocation,
+        *,
+        on_cancel: CancelHook | None = None,
+        invocation_id: str | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        self.session = session
+        self.invocation = invocation
+        #: Minted per wake-up; stamped on this invocation's lifecycle events.
+        self.invocation_id = invocation_id or new_id()
+        self.on_cancel = on_cancel
+        self._requested_run_id = run_id
+        #: The run id: minted by `start()`, or the suspended run's id for a continuation.
+        self.run_id: str | None = None
+        #: The input event (after `start()`), and its entry id.
+        self.input: Input | None = None
+        self.input_entry_id: str | None = None
+        #: True when `start()` re-entered a suspended run (`run.resume`).
+        self.resumed = False
+        self.state: RunState = "created"
+        #: The cancel that was honoured, if any.
+        self.cancel_request: CancelRequest | None = None
+        self._cancelled = anyio.Event()
+        self._writer: CoalescingWriter | None = None
+        self._last_message_id: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Run({self.run_id or '?'}, {self.state}, channel={self.invocation.channel!r})"
+
+    # -- facts --------------------------------------------------------------------------------
+
+    @property
+    def cancelled(self) -> bool:
+        """True once a cancel for this run was accepted."""
+        return self._cancelled.is_set()
+
+    async def wait_cancelled(self) -> None:
+        """Return when a cancel for this run is accepted."""
+        await self._cancelled.wait()
+
+    @property
+    def anchor(self) -> str | None:
+        """The message this run answers: the input, or for a regeneration the input's parent."""
+        if self.input is None:
+            return None
+        if self.input.regenerate is not None:
+            return self.input.parent
+        return self.input.message_id
+
+    @property
+    def client_id(self) -> str | None:
+        return self.input.client_id if self.input is not None else None
+
+    def request_cancel(self, request: CancelRequest) -> None:
+        """Mark the run cancelled (the session calls this once hooks allowed it)."""
+        if self.state in ("ended", "suspended") or self._cancelled.is_set():
+            return
+        self.cancel_request = request
+        self._cancelled.set()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Find the input, take the run id, apply the multitask policy, publish the start.
+
+        Raises:
+            InputNotFound: the input did not show up in time; nothing was published.
+            RunRejected: the input asked `reject` and another run is active; the run was
+                started and ended with an error `rejected` for the client to see.
+            UsageError: the run was already started.
+        """
+        if self.state != "created":
+            raise UsageError(f"unable to start; the run is {self.state}")
+        session = self.session
+        entry_id, event = await session.find_input(self.invocation.input_event_id)
+        self.input, self.input_entry_id = event, entry_id
+        continuation = event.run_id is not None
+        self.run_id = event.run_id if continuation else (self._requested_run_id or new_id())
+        self.resumed = continuation
+        session.adopt(self)
+        if not continuation:
+            await session.apply_multitask(self, event.multitask or "parallel")
+        headers: dict[str, Any] = {
+            "run_id": self.run_id,
+            "invocation_id": self.invocation_id,
+            "input_event_id": event.event_id,
+            "input_message_id": event.message_id,
+            "run_client_id": event.client_id,
+        }
+        lifecycle: RunStart | RunResume
+        if continuation:
+            lifecycle = RunResume(**headers)
+            self._last_message_id = await session.last_message_of(self)
+        else:
+            lifecycle = RunStart(
+                **headers, parent=self.anchor, fork_of=event.fork_of, regenerate=event.regenerate
+            )
+        await session.channel.publish_many([lifecycle], with_commands=[self._active_set()])
+        self.state = "started"
+        self._writer = session.channel.writer()
+        self._writer.start_in(session.tasks)
+
+    async def load_conversation(self, *, max_entries: int = 50_000) -> list[Message]:
+        """The messages of the branch this run continues, oldest first, ready for a model.
+
+        Reads the channel backward from the input (in pages) and folds it with the same
+        Tree the clients use, until the branch's first message is reached. Other branches
+        (older edits, other regenerations) are left out. For a resumed run the branch runs
+        through its own messages so far, tool results included.
+        """
+        if self.input is None or self.input_entry_id is None:
+            raise UsageError("unable to load the conversation; start() the run first")
+        tree = Tree()
+        channel = self.session.channel
+        before, inclusive, read = self.input_entry_id, True, 0
+        while read < max_entries:
+            page = await channel.history(before, limit=500, inclusive=inclusive)
+            tree.apply(page)
+            read += len(page)
+            if len(page) < 500:
+                tree.history_complete = True
+                break
+            before, inclusive = page[0][0], False
+            target = self._conversation_target(tree)
+            path = tree.path_to(target) if target else []
+            if path and path[0].parent is None:
+                break
+        target = self._conversation_target(tree)
+        return tree.path_to(target) if target is not None else []
+
+    def _conversation_target(self, tree: Tree) -> str | None:
+        if self.resumed and self.run_id is not None:
+            info = tree.run(self.run_id)
+            if info is not None and info.message_ids:
+                return info.message_ids[-1]
+        return self.anchor
+
+    async def pipe(
+        self,
+        stream: AsyncIterable[Any],
+        *,
+        role: str = "assistant",
+        message_id: str | None = None,
+    ) -> PipeResult:
+        """Write a stream's items as one message of this run, until it ends or is cancelled.
+
+        Items may be `str` (text), ChatCodec events (models or wire maps), or provider
+        events. The message ends with a `finish` event telling how: `complete`,
+        `cancelled` (partial output stays), or `error` (with an `error` event). Never
+        calls `end()`.
+        """
+        writer = self._require_started("pipe")
+        message_id = message_id or new_id()
+        parent = self._last_message_id or self.anchor
+        assert self.run_id is not None and parent is not None
+        self._last_message_id = message_id
+        run_id = self.run_id
+        encoder = ChatEncoder()
+        count = 0
+        finished = False
+        error: BaseException | None = None
+
+        def send(events: list[dict[str, Any]]) -> None:
+            writer.send(
+                Output(
+                    run_id=run_id, message_id=message_id, role=role, parent=parent, payload=events
+                )
+            )
+
+        async with anyio.create_task_group() as tg:
+
+            async def stop_on_cancel() -> None:
+                await self._cancelled.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(stop_on_cancel)
+            try:
+                if not self._cancelled.is_set():
+                    async for item in stream:
+                        events = encoder.encode(item)
+                        if events:
+                            count += 1
+                            finished = finished or any(e["type"] == "finish" for e in events)
+                            send(events)
+                        if self._cancelled.is_set():
+                            break
+            except Exception as exc:  # the stream failed: a provider error, a bad item
+                error = exc
+            finally:
+                # Ends the watcher. A user's cancel cancelled this group's own scope, which
+                # the group absorbs; a cancellation of the task itself propagates unchanged.
+                tg.cancel_scope.cancel()
+        await _close_stream(stream)
+
+        if error is not None:
+            reason: RunEndReason = "error"
+            text = str(error) or repr(error)
+            send([{"type": "error", "code": error_code(error), "message": text},
+                  {"type": "finish", "finish_reason": "error", "status": "error"}])  # fmt: skip
+        elif self._cancelled.is_set():
+            reason = "cancelled"
+            send([{"type": "finish", "finish_reason": "cancelled", "status": "cancelled"}])
+        else:
+            reason = "complete"
+            if not finished:
+                send([{"type": "finish", "status": "complete"}])
+        try:
+            await writer.flush()
+        except WriteFailed as exc:
+            return PipeResult("error", message_id, exc, count)
+        return PipeResult(reason, message_id, error, count)
+
+    async def end(
+        self,
+        reason: RunEndReason = "complete",
+        *,
+        error: BaseException | None = None,
+        code: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Publish `run.end`. With reason `error`, give `error` or `code`/`message`.
+
+        Does nothing if the run already ended or suspended.
+        """
+        if self.state in ("ended", "suspended"):
+            return
+        self._require_started("end")
+        if reason == "error":
+            code = code or (error_code(error) if error is not None else "error")
+            message = message or (str(error) if error is not None else "") or "the run failed"
+        else:
+            code = message = None
+        assert self.run_id is not None
+        event = RunEnd(
+            run_id=self.run_id,
+            invocation_id=self.invocation_id,
+            reason=reason,
+            error_code=code,
+            error_message=message,
+        )
+        await self._finish(event)
+        self.state = "ended"
+
+    async def suspend(self) -> None:
+        """Publish `run.suspend`: the run waits for a participant (a client-side tool result,
+        an approval); a later invocation resumes it with the same run id.
+
+        Does nothing if the run already ended or suspended.
+        """
+        if self.state in ("ended", "suspended"):
+            return
+        self._require_started("suspend")
+        assert self.run_id is not None
+        await self._finish(RunSuspend(run_id=self.run_id, invocation_id=self.invocation_id))
+        self.state = "suspended"
+
+    async def _finish(self, event: RunEnd | RunSuspend) -> None:
+        writer, self._writer = self._writer, None
+        try:
+            if writer is not None:
+                with anyio.CancelScope(shield=True):
+                    await writer.aclose()
+        finally:
+            await self.session.channel.publish_many([event], with_commands=[self._active_del()])
+            self.session.release(self)
+
+    def _require_started(self, action: str) -> CoalescingWriter:
+        if self.state != "started" or self._writer is None:
+            hint = " (call start() first)" if self.state == "created" else ""
+            raise UsageError(f"unable to {action}; the run is {self.state}{hint}")
+        return self._writer
+
+    def _active_set(self) -> list[Any]:
+        assert self.input is not None and self.run_id is not None
+        record = {
+            "input-event-id": self.input.event_id,
+            "input-message-id": self.input.message_id,
+            "client-id": self.input.client_id,
+            "invocation-id": self.invocation_id,
+            "started-at": math.floor(time.time() * 1000),
+        }
+        packed = _pack(record)
+        return ["HSET", self.session.active_key, self.run_id, packed]
+
+    def _active_del(self) -> list[Any]:
+        return ["HDEL", self.session.active_key, self.run_id]
+
+
+async def _close_stream(stream: AsyncIterable[Any]) -> None:
+    """Close the stream (an async generator or a provider's iterator) so its producer stops."""
+    aclose: Callable[[], Awaitable[object]] | None = getattr(stream, "aclose", None)
+    if aclose is not None:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+            try:
+                await aclose()
+            except Exception:  # the stream's own cleanup failing must not fail the run
+                pass

@@ -1,0 +1,392 @@
+"""The agent's side of a channel: finds inputs for runs and routes cancels to them.
+
+```python
+async with ait.AgentSession(bus, "chat-42") as session:
+    run = session.create_run(invocation)
+    await run.start()
+    ...
+```
+
+The session follows its channel from a rewind point (2 minutes back by default), so inputs
+published before it started, and cancels sent while an agent restarts, are not lost. It
+keeps recent inputs by event id (for `Run.start`) and recent cancels (a cancel that names an
+input before the agent minted the run id is held and honoured when the run starts).
+
+Other agents' runs count for the multitask policies through the channel's `active` hash
+(`<prefix>{<channel>}:active`): every run adds itself when it starts or resumes and removes
+itself when it ends or suspends, in the same transaction as the lifecycle event.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import anyio
+import msgpack  # pyright: ignore[reportMissingTypeStubs]
+
+from ..bus import Bus, Subscription
+from ..bus._tasks import BackgroundTasks
+from ..errors import (
+    AitError,
+    ContinuityLost,
+    InputNotFound,
+    RunRejected,
+    SubscriberLagged,
+    UsageError,
+)
+from ..events import (
+    BadEntry,
+    Cancel,
+    Event,
+    Input,
+    Invocation,
+    Multitask,
+    Output,
+    RunEnd,
+    RunStart,
+    RunSuspend,
+)
+from ..ids import check_name, entry_id_key, new_id
+from .run import CancelHook, CancelRequest, Run
+
+__all__ = ["AgentSession"]
+
+log = logging.getLogger("ait.agent")
+
+_SCAN_ENTRIES = 2_000  # how far back start() looks for an input outside the rewind window
+
+
+class AgentSession:
+    """An agent's connection to one channel. An async context manager.
+
+    Args:
+        bus: an open bus.
+        channel: the channel name.
+        rewind: seconds of history to replay on open (inputs and cancels sent just before).
+        input_timeout: how long `Run.start` waits for its input to show up (seconds).
+        on_cancel: decides whether a cancel is allowed (runs may have their own hook);
+            may be async. By default every cancel is honoured.
+        on_error: called with problems that belong to no run (bad entries, a lost stream,
+            a failing hook); by default they are logged.
+        interrupt_timeout: how long an `interrupt` input waits for the runs it cancelled.
+        enqueue_timeout: how long an `enqueue` input waits for active runs to end.
+        agent_id: names this agent in the cancels it publishes (`interrupt`).
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        channel: str,
+        *,
+        rewind: float = 120.0,
+        input_timeout: float = 30.0,
+        on_cancel: CancelHook | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        interrupt_timeout: float = 10.0,
+        enqueue_timeout: float = 600.0,
+        agent_id: str | None = None,
+    ) -> None:
+        self.bus = bus
+        self.channel = bus.channel(check_name("channel", channel))
+        self.active_key = self.channel.key_for("active")
+        self.rewind = rewind
+        self.input_timeout = input_timeout
+        self.on_cancel = on_cancel
+        self._on_error = on_error
+        self.interrupt_timeout = interrupt_timeout
+        self.enqueue_timeout = enqueue_timeout
+        self.agent_id = agent_id or new_id()[:12]
+        self.tasks = BackgroundTasks()
+        self._state = "unopened"
+        self._sub: Subscription | None = None
+        self._inputs: OrderedDict[str, tuple[str, Input]] = OrderedDict()
+        self._input_waiters: dict[str, anyio.Event] = {}
+        self._held: deque[tuple[str, Cancel]] = deque(maxlen=1_000)
+        self._runs: set[Run] = set()
+        self._by_run_id: dict[str, Run] = {}
+        self._ended: dict[str, anyio.Event] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> AgentSession:
+        if self._state != "unopened":
+            raise UsageError(f"unable to open the agent session; it is {self._state}")
+        self.bus.require_open("open an agent session")
+        await self.tasks.enter()
+        try:
+            start = f"{max(int((time.time() - self.rewind) * 1000), 0)}-0"
+            self._sub = self.channel.subscribe(after=start, strict=False)
+            await self._sub.open()
+        except BaseException:
+            await self.tasks.exit()
+            raise
+        self._state = "open"
+        self.tasks.start(self._route, name=f"ait agent session {self.channel.name}")
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self.aclose()
+        finally:
+            await self.tasks.exit()
+
+    async def aclose(self) -> None:
+        """End runs still open (`error`, code `agent-stopped`), stop following. Idempotent."""
+        if self._state != "open":
+            self._state = "closed"
+            return
+        self._state = "closed"
+        with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+            for run in list(self._runs):
+                if run.state == "started":
+                    try:
+                        await run.end("error", code="agent-stopped", message="the agent stopped")
+                    except AitError as exc:
+                        self.report(exc)
+            if self._sub is not None:
+                await self._sub.aclose()
+        self.tasks.stop()
+
+    def create_run(
+        self,
+        invocation: Invocation,
+        *,
+        on_cancel: CancelHook | None = None,
+        run_id: str | None = None,
+        invocation_id: str | None = None,
+    ) -> Run:
+        """A run for `invocation`, registered for cancel routing at once (no I/O yet).
+
+        Args:
+            on_cancel: this run's cancel hook (else the session's).
+            run_id, invocation_id: fixed ids instead of minted ones (tests, replays).
+        """
+        if self._state != "open":
+            raise UsageError(f"unable to create a run; the agent session is {self._state}")
+        if invocation.channel != self.channel.name:
+            raise UsageError(
+                f"invocation is for channel {invocation.channel!r}, "
+                f"this session follows {self.channel.name!r}"
+            )
+        run = Run(self, invocation, on_cancel=on_cancel, run_id=run_id, invocation_id=invocation_id)
+        self._runs.add(run)
+        return run
+
+    def report(self, error: BaseException) -> None:
+        if self._on_error is None:
+            log.warning("ait agent session %s: %s", self.channel.name, error)
+            return
+        try:
+            self._on_error(error)
+        except Exception:
+            log.exception("ait agent session: on_error failed")
+
+    # -- following the channel ----------------------------------------------------------------
+
+    async def _route(self) -> None:
+        assert self._sub is not None
+        while True:
+            try:
+                async for entry_id, event in self._sub:
+                    self._handle(entry_id, event)
+                return
+            except SubscriberLagged:
+                continue  # caught up from its cursor on the next read: nothing lost
+            except ContinuityLost as exc:
+                self.report(exc)
+
+    def _handle(self, entry_id: str, event: Event | BadEntry) -> None:
+        if isinstance(event, Input):
+            self._remember_input(entry_id, event)
+        elif isinstance(event, Cancel):
+            self._held.append((entry_id, event))
+            for run in list(self._runs):
+                self._offer_cancel(run, entry_id, event)
+        elif isinstance(event, RunEnd | RunSuspend):
+            ended = self._ended.pop(event.run_id, None)
+            if ended is not None:
+                ended.set()
+        elif isinstance(event, BadEntry):
+            self.report(
+                AitError(f"bad entry {event.entry_id} on {self.channel.name!r}: {event.reason}")
+            )
+
+    def _remember_input(self, entry_id: str, event: Input) -> None:
+        self._inputs[event.event_id] = (entry_id, event)
+        while len(self._inputs) > 10_000:
+            self._inputs.popitem(last=False)
+        waiter = self._input_waiters.get(event.event_id)
+        if waiter is not None:
+            waiter.set()
+
+    # -- for runs -----------------------------------------------------------------------------
+
+    async def find_input(self, event_id: str) -> tuple[str, Input]:
+        """The input with this event id: seen live, replayed, found in recent history, or
+        waited for up to `input_timeout`."""
+        waiter = self._input_waiters.setdefault(event_id, anyio.Event())
+        try:
+            found = self._inputs.get(event_id)
+            if found is None:
+                found = await self._scan_for_input(event_id)
+            if found is None:
+                with anyio.move_on_after(self.input_timeout):
+                    await waiter.wait()
+                found = self._inputs.get(event_id)
+            if found is None:
+                raise InputNotFound(self.channel.name, event_id, self.input_timeout)
+            return found
+        finally:
+            if self._input_waiters.get(event_id) is waiter:
+                del self._input_waiters[event_id]
+
+    async def _scan_for_input(self, event_id: str) -> tuple[str, Input] | None:
+        before: str | None = None
+        scanned = 0
+        while scanned < _SCAN_ENTRIES:
+            page = await self.channel.history(before, limit=500)
+            for entry_id, event in reversed(page):
+                if isinstance(event, Input) and event.event_id == event_id:
+                    self._remember_input(entry_id, event)
+                    return entry_id, event
+            scanned += len(page)
+            if len(page) < 500:
+                return None
+            before = page[0][0]
+        return None
+
+    def adopt(self, run: Run) -> None:
+        """A run knows its input and id: route cancels by run id, honour held cancels."""
+        assert run.run_id is not None
+        self._by_run_id[run.run_id] = run
+        for entry_id, cancel in list(self._held):
+            self._offer_cancel(run, entry_id, cancel)
+
+    def release(self, run: Run) -> None:
+        self._runs.discard(run)
+        if run.run_id is not None and self._by_run_id.get(run.run_id) is run:
+            del self._by_run_id[run.run_id]
+
+    def _offer_cancel(self, run: Run, entry_id: str, cancel: Cancel) -> None:
+        if (
+            run.input is None
+            or run.input_entry_id is None
+            or run.state not in ("created", "started")
+        ):
+            return  # not started yet: the cancel is held and offered again then
+        if entry_id_key(entry_id) <= entry_id_key(run.input_entry_id):
+            return  # older than the input: it was about something else
+        if cancel.run_id is not None:
+            matches = cancel.run_id == run.run_id
+        elif cancel.input_message_id is not None:
+            matches = cancel.input_message_id == run.input.message_id
+        elif cancel.scope == "client":
+            matches = cancel.client_id == run.input.client_id
+        else:
+            matches = True
+        if matches and not run.cancelled:
+            self.tasks.start(
+                self._decide, run, CancelRequest(run.run_id, entry_id, cancel), name="ait cancel"
+            )
+
+    async def _decide(self, run: Run, request: CancelRequest) -> None:
+        hook = run.on_cancel or self.on_cancel
+        allowed = True
+        if hook is not None:
+            try:
+                verdict = hook(request)
+                allowed = bool(await verdict if inspect.isawaitable(verdict) else verdict)
+            except Exception as exc:  # a broken hook refuses, and says so
+                allowed = False
+                self.report(AitError(f"on_cancel hook failed, cancel refused: {exc!r}"))
+        if allowed:
+            run.request_cancel(request)
+
+    async def active_runs(self) -> dict[str, dict[str, Any]]:
+        """Runs active on the channel now (any agent), by run id."""
+        reply = await self.bus.handle.client.hgetall(self.active_key)
+        runs: dict[str, dict[str, Any]] = {}
+        for raw_id, raw in reply.items():
+            try:
+                record: Any = msgpack.unpackb(raw)  # pyright: ignore
+            except Exception:
+                record = {}
+            runs[raw_id.decode()] = record if isinstance(record, dict) else {}
+        return runs
+
+    async def apply_multitask(self, run: Run, policy: Multitask) -> None:
+        """Make way for `run` as its input asked, before it starts."""
+        if policy == "parallel":
+            return
+        others = [rid for rid in await self.active_runs() if rid != run.run_id]
+        if not others:
+            return
+        if policy == "reject":
+            await self._reject(run, others)
+        if policy == "interrupt":
+            assert run.input is not None
+            cancels = [
+                Cancel(event_id=new_id(), client_id=f"agent:{self.agent_id}", run_id=rid)
+                for rid in others
+            ]
+            await self.channel.publish_many(cancels)
+            await self._wait_gone(others, self.interrupt_timeout)
+        elif policy == "enqueue":
+            await self._wait_gone(others, self.enqueue_timeout)
+
+    async def _reject(self, run: Run, others: list[str]) -> None:
+        assert run.input is not None and run.run_id is not None
+        message = f"another run is active on this channel ({', '.join(others)}); input rejected"
+        start = RunStart(
+            run_id=run.run_id,
+            invocation_id=run.invocation_id,
+            input_event_id=run.input.event_id,
+            input_message_id=run.input.message_id,
+            run_client_id=run.input.client_id,
+            parent=run.anchor,
+        )
+        end = RunEnd(
+            run_id=run.run_id,
+            invocation_id=run.invocation_id,
+            reason="error",
+            error_code="rejected",
+            error_message=message,
+        )
+        await self.channel.publish_many([start, end])
+        run.state = "ended"
+        self.release(run)
+        raise RunRejected(run.run_id, message)
+
+    async def _wait_gone(self, run_ids: list[str], limit: float) -> None:
+        with anyio.move_on_after(limit):
+            while True:
+                active = await self.active_runs()
+                remaining = [rid for rid in run_ids if rid in active]
+                if not remaining:
+                    return
+                ended = self._ended.setdefault(remaining[0], anyio.Event())
+                with anyio.move_on_after(1.0):  # also poll: another agent may have crashed
+                    await ended.wait()
+
+    async def last_message_of(self, run: Run) -> str | None:
+        """The newest message of a (suspended) run, found in recent history."""
+        before: str | None = None
+        scanned = 0
+        while scanned < 20_000:
+            page = await self.channel.history(before, limit=500)
+            for _, event in reversed(page):
+                if isinstance(event, Output) and event.run_id == run.run_id:
+                    return event.message_id
+            scanned += len(page)
+            if len(page) < 500:
+                return None
+            before = page[0][0]
+        return None

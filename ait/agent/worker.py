@@ -1,0 +1,302 @@
+"""AgentWorker: serve a pool's invocation queue with a handler, and recover from crashes.
+
+```python
+async def answer(run: ait.Run) -> None:
+    await run.start()
+    messages = await run.load_conversation()
+    result = await run.pipe(provider.stream(ChatRequest(messages=...)))
+    await run.end(result.reason, error=result.error)
+
+async with ait.Bus.from_url(url) as bus:
+    await ait.AgentWorker(bus, answer, pool="default", concurrency=4).run()
+```
+
+- Up to `concurrency` handlers run at once; the worker reads only as many invocations as it
+  has free slots, so the rest wait in Redis for other workers.
+- While a handler runs, the worker renews its lease on the queue entry (XCLAIM resets the
+  idle time) every third of `lease`. The entry is acknowledged when the handler returns:
+  the run ended or suspended (a handler that returns with the run still open has it ended
+  `complete`; one that raises has it ended `error`).
+- Every worker also looks for entries idle longer than `lease` (their worker died) and
+  takes them over: a run that never started is run now; a run that started and never
+  ended is ended with `error`, code `agent-lost` (and, with `restart_lost=True`, answered
+  again by a new run); a run that finished is just acknowledged.
+- `stop()` (or cancelling `run()`) stops taking work, lets in-flight handlers finish for up
+  to `shutdown_timeout`, then cancels them; their runs end with code `agent-shutdown`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import anyio
+import msgpack  # pyright: ignore[reportMissingTypeStubs]
+from anyio.abc import TaskGroup
+
+from ..bus import Bus, Channel, Pool
+from ..errors import AitError, BusError, InputNotFound, RunRejected, UsageError
+from ..events import BadEntry, Invocation, RunEnd, RunStart
+from ..ids import new_id
+from .run import Run
+from .session import AgentSession
+
+__all__ = ["AgentWorker", "Handler"]
+
+log = logging.getLogger("ait.agent")
+
+Handler = Callable[[Run], Awaitable[None]]
+
+
+class AgentWorker:
+    """Runs `handler` for every invocation of pool `pool`. See the module docstring.
+
+    Args:
+        bus: an open bus.
+        handler: `async def handler(run)`: start, pipe, end (or suspend) the run.
+        pool: the pool name (`default`).
+        concurrency: handlers at once.
+        lease: seconds an invocation may go without renewal before another worker
+            considers this one dead and takes it over.
+        restart_lost: answer again the input of a run whose worker died (a new run),
+            after ending the lost one with `agent-lost`.
+        shutdown_timeout: seconds in-flight handlers get to finish on `stop()`.
+        consumer: this worker's name in the consumer group (host-pid-random by default).
+        session_options: keyword arguments for each run's `AgentSession`.
+        on_error: called with errors of handlers and of the worker itself; logged by default.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        handler: Handler,
+        *,
+        pool: str = "default",
+        concurrency: int = 4,
+        lease: float = 30.0,
+        restart_lost: bool = False,
+        shutdown_timeout: float = 30.0,
+        consumer: str | None = None,
+        session_options: dict[str, Any] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        block_ms: int = 2_000,
+    ) -> None:
+        if concurrency < 1:
+            raise UsageError("concurrency must be at least 1")
+        if lease < 1:
+            raise UsageError("lease must be at least 1 second")
+        self.bus = bus
+        self.handler = handler
+        self.pool: Pool = bus.pool(pool)
+        self.concurrency = concurrency
+        self.lease = lease
+        self.restart_lost = restart_lost
+        self.shutdown_timeout = shutdown_timeout
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{new_id()[:6]}"
+        self.session_options = session_options or {}
+        self._on_error = on_error
+        self._block_ms = block_ms
+        self._busy = 0
+        self._slot_freed = anyio.Event()
+        self._stopping = anyio.Event()
+        #: Counters, for monitoring: invocations taken, runs recovered, handler failures.
+        self.stats = {"taken": 0, "reclaimed": 0, "lost_ended": 0, "failed": 0, "acked": 0}
+
+    def report(self, error: BaseException) -> None:
+        if self._on_error is None:
+            log.warning("ait worker %s: %s", self.consumer, error)
+            return
+        try:
+            self._on_error(error)
+        except Exception:
+            log.exception("ait worker: on_error failed")
+
+    def stop(self) -> None:
+        """Stop taking work; in-flight handlers get `shutdown_timeout` to finish."""
+        self._stopping.set()
+
+    @property
+    def busy(self) -> int:
+        """Handlers running now."""
+        return self._busy
+
+    async def run(self) -> None:
+        """Serve until `stop()`; then let handlers finish (up to `shutdown_timeout`).
+
+        Cancelling the task running this is a hard stop: handlers are cancelled at once,
+        and their runs still end (`agent-shutdown`) before the cancellation propagates.
+        """
+        await self.pool.ensure_group()
+        async with anyio.create_task_group() as handlers:
+            try:
+                async with anyio.create_task_group() as intake:
+                    intake.start_soon(self._serve, handlers)
+                    intake.start_soon(self._reclaim_loop, handlers)
+                    await self._stopping.wait()
+                    intake.cancel_scope.cancel()
+            finally:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(self.shutdown_timeout):
+                    while self._busy:
+                        self._slot_freed = anyio.Event()
+                        await self._slot_freed.wait()
+                handlers.cancel_scope.cancel()
+
+    async def _serve(self, handlers: TaskGroup) -> None:
+        while True:
+            free = self.concurrency - self._busy
+            if free <= 0:
+                self._slot_freed = anyio.Event()
+                await self._slot_freed.wait()
+                continue
+            try:
+                taken = await self.pool.read(self.consumer, free, self._block_ms)
+            except BusError as exc:
+                self.report(exc)
+                await anyio.sleep(1.0)
+                continue
+            for entry_id, invocation in taken:
+                await self._dispatch(handlers, entry_id, invocation, reclaimed=False)
+
+    async def _dispatch(
+        self,
+        handlers: TaskGroup,
+        entry_id: str,
+        invocation: Invocation | BadEntry,
+        *,
+        reclaimed: bool,
+    ) -> None:
+        if isinstance(invocation, BadEntry):
+            self.report(AitError(f"bad invocation entry {entry_id}: {invocation.reason}"))
+            await self._ack(entry_id)
+            return
+        self._busy += 1
+        self.stats["reclaimed" if reclaimed else "taken"] += 1
+        handlers.start_soon(
+            self._handle, entry_id, invocation, reclaimed, name=f"ait run {entry_id}"
+        )
+
+    async def _handle(self, entry_id: str, invocation: Invocation, reclaimed: bool) -> None:
+        try:
+            with anyio.CancelScope() as scope:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._renew, entry_id, scope)
+                    try:
+                        if reclaimed and not await self._recover(invocation):
+                            return
+                        await self._answer(invocation)
+                    finally:
+                        tg.cancel_scope.cancel()
+            await self._ack(entry_id)
+        except BusError as exc:
+            self.report(exc)  # left unacknowledged: another worker (or we) will reclaim it
+        finally:
+            self._busy -= 1
+            self._slot_freed.set()
+
+    async def _answer(self, invocation: Invocation) -> None:
+        async with AgentSession(self.bus, invocation.channel, **self.session_options) as session:
+            run = session.create_run(invocation)
+            try:
+                await self.handler(run)
+            except (InputNotFound, RunRejected) as exc:
+                self.report(exc)
+            except Exception as exc:
+                self.stats["failed"] += 1
+                self.report(exc)
+                if run.state == "started":
+                    await run.end("error", error=exc)
+            except anyio.get_cancelled_exc_class():
+                if run.state == "started":
+                    with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                        await run.end("error", code="agent-shutdown", message="the agent stopped")
+                raise
+            else:
+                if run.state == "started":
+                    await run.end("complete")
+
+    async def _renew(self, entry_id: str, handler: anyio.CancelScope) -> None:
+        while True:
+            await anyio.sleep(self.lease / 3)
+            try:
+                held = await self.pool.renew(self.consumer, entry_id)
+            except BusError as exc:
+                self.report(exc)
+                continue
+            if entry_id not in held:
+                self.report(AitError(f"lost the lease of {entry_id}: another worker took it"))
+                handler.cancel()
+                return
+
+    async def _ack(self, entry_id: str) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.pool.ack(entry_id)
+        self.stats["acked"] += 1
+
+    # -- recovery ------------------------------------------------------------------------------
+
+    async def _reclaim_loop(self, handlers: TaskGroup) -> None:
+        interval = min(self.lease / 2, 5.0)
+        while True:
+            await anyio.sleep(interval)
+            free = self.concurrency - self._busy
+            if free <= 0:
+                continue
+            try:
+                claimed = await self.pool.claim_idle(
+                    self.consumer, int(self.lease * 1000), count=free
+                )
+            except BusError as exc:
+                self.report(exc)
+                continue
+            for entry_id, invocation in claimed:
+                await self._dispatch(handlers, entry_id, invocation, reclaimed=True)
+
+    async def _recover(self, invocation: Invocation) -> bool:
+        """Settle an invocation whose worker died; True when it should be answered now."""
+        channel = self.bus.channel(invocation.channel)
+        active_key = channel.key_for("active")
+        records = await self.bus.handle.client.hgetall(active_key)
+        for raw_run_id, raw in records.items():
+            record = _unpack(raw)
+            if record.get("input-event-id") == invocation.input_event_id:
+                run_id = raw_run_id.decode()
+                lost = RunEnd(
+                    run_id=run_id,
+                    invocation_id=str(record.get("invocation-id") or new_id()),
+                    reason="error",
+                    error_code="agent-lost",
+                    error_message="the agent answering this run stopped responding",
+                )
+                await channel.publish_many([lost], with_commands=[["HDEL", active_key, run_id]])
+                self.stats["lost_ended"] += 1
+                return self.restart_lost
+        return not await self._started_before(channel, invocation)
+
+    async def _started_before(self, channel: Channel, invocation: Invocation) -> bool:
+        """Whether a run for this input already started (and so, not active, finished)."""
+        before: str | None = None
+        scanned = 0
+        while scanned < 20_000:
+            page = await channel.history(before, limit=500)
+            for _, event in reversed(page):
+                if (
+                    isinstance(event, RunStart)
+                    and event.input_event_id == invocation.input_event_id
+                ):
+                    return True
+            scanned += len(page)
+            if len(page) < 500:
+                return False
+            before = page[0][0]
+        return False
+
+
+def _unpack(raw: bytes) -> dict[str, Any]:
+    try:
+        record: Any = msgpack.unpackb(raw)  # pyright: ignore
+    except Exception:
+        return {}
+    return cast(dict[str, Any], record) if isinstance(record, dict) else {}

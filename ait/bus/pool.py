@@ -1,0 +1,147 @@
+"""A worker pool's invocation queue: a stream read by the consumer group `workers`.
+
+```python
+await bus.pool("default").enqueue(Invocation(channel="chat-42", input_event_id=event_id))
+```
+
+Workers (`ait.AgentWorker`) read with XREADGROUP, renew the lease of what they hold with
+XCLAIM (which resets its idle time), acknowledge with XACK once the run ended or suspended,
+and reclaim entries idle past the lease with XAUTOCLAIM: the entries of a worker that died.
+Entries that do not decode are handed over as `BadEntry` so the worker can report and
+acknowledge them instead of reclaiming them forever.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, cast
+
+from ..codec import decode_invocation, encode_invocation
+from ..errors import BusError, CodecError
+from ..events import BadEntry, Invocation
+from ..ids import check_name
+from ._redis import translate_errors
+
+if TYPE_CHECKING:
+    from .bus import Bus
+
+__all__ = ["GROUP", "Pool", "QueuedInvocation"]
+
+GROUP = "workers"
+
+QueuedInvocation = tuple[str, Invocation | BadEntry]
+"""A queue entry: its id and the invocation (or why it could not be decoded)."""
+
+
+class Pool:
+    """The invocation queue of pool `name`. Get one with `bus.pool(name)`."""
+
+    def __init__(self, bus: Bus, name: str) -> None:
+        self.name = check_name("pool", name)
+        self.bus = bus
+        self.key = f"{bus.prefix}pool:{{{name}}}:invocations"
+        self._group_ready = False
+
+    def __repr__(self) -> str:
+        return f"Pool({self.name!r})"
+
+    async def _command(self, action: str, *args: Any) -> Any:
+        with translate_errors(action):
+            return await self.bus.handle.client.execute_command(*args)
+
+    async def enqueue(self, invocation: Invocation) -> str:
+        """Queue `invocation` for a worker of this pool; return its queue entry id."""
+        stamped = invocation.model_copy(update={"enqueued_at": int(time.time() * 1000)})
+        raw = await self._command(
+            f"enqueue on pool {self.name!r}", "XADD", self.key, "*", *encode_invocation(stamped)
+        )
+        return raw.decode()
+
+    async def ensure_group(self) -> None:
+        """Create the consumer group (from the queue's start, so nothing queued is skipped)."""
+        if self._group_ready:
+            return
+        try:
+            await self._command(
+                "create the worker group", "XGROUP", "CREATE", self.key, GROUP, "0", "MKSTREAM"
+            )
+        except BusError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    async def read(self, consumer: str, count: int, block_ms: int) -> list[QueuedInvocation]:
+        """Up to `count` new invocations for `consumer`, waiting up to `block_ms` for one."""
+        await self.ensure_group()
+        reply = await self._command(
+            "read the invocation queue",
+            "XREADGROUP", "GROUP", GROUP, consumer, "COUNT", count, "BLOCK", block_ms,
+            "STREAMS", self.key, ">",
+        )  # fmt: skip
+        if not reply:
+            return []
+        pairs: Any = reply.items() if isinstance(reply, dict) else reply  # pyright: ignore
+        entries: list[QueuedInvocation] = []
+        for _key, raw_entries in pairs:
+            entries.extend(_decode(raw_entries))
+        return entries
+
+    async def ack(self, *entry_ids: str) -> None:
+        """Acknowledge entries: done with, never handed out again."""
+        if entry_ids:
+            await self._command("acknowledge invocations", "XACK", self.key, GROUP, *entry_ids)
+
+    async def renew(self, consumer: str, *entry_ids: str) -> list[str]:
+        """Reset the idle time of entries `consumer` holds (its lease); return those it still
+        holds (an entry another worker reclaimed is not renewed)."""
+        if not entry_ids:
+            return []
+        reply = await self._command(
+            "renew invocation leases",
+            "XCLAIM", self.key, GROUP, consumer, 0, *entry_ids, "JUSTID",
+        )  # fmt: skip
+        held: list[Any] = list(reply or [])
+        return [raw.decode() if isinstance(raw, bytes) else str(raw) for raw in held]
+
+    async def claim_idle(
+        self, consumer: str, min_idle_ms: int, count: int = 100
+    ) -> list[QueuedInvocation]:
+        """Take over entries idle for at least `min_idle_ms` (their worker is gone)."""
+        await self.ensure_group()
+        claimed: list[QueuedInvocation] = []
+        cursor = "0-0"
+        while True:
+            reply = await self._command(
+                "reclaim invocations",
+                "XAUTOCLAIM", self.key, GROUP, consumer, min_idle_ms, cursor, "COUNT", count,
+            )  # fmt: skip
+            cursor = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
+            claimed.extend(_decode(reply[1]))
+            if cursor == "0-0" or len(claimed) >= count:
+                return claimed
+
+    async def pending_count(self) -> int:
+        """Entries handed out and not yet acknowledged."""
+        await self.ensure_group()
+        reply = await self._command("read the pending invocations", "XPENDING", self.key, GROUP)
+        if isinstance(reply, dict):  # redis-py parses the summary into a map
+            return int(cast(dict[str, Any], reply).get("pending") or 0)
+        return int(reply[0]) if reply else 0
+
+    async def length(self) -> int:
+        return int(await self._command("read the invocation queue", "XLEN", self.key))
+
+
+def _decode(raw_entries: Any) -> list[QueuedInvocation]:
+    entries: list[QueuedInvocation] = []
+    items: list[Any] = list(raw_entries or [])
+    for raw_id, fields in items:
+        entry_id: str = raw_id.decode()
+        if fields is None:  # deleted while pending
+            entries.append((entry_id, BadEntry(entry_id=entry_id, reason="entry was deleted")))
+            continue
+        try:
+            entries.append((entry_id, decode_invocation(entry_id, fields)))
+        except CodecError as exc:
+            entries.append((entry_id, BadEntry(entry_id=entry_id, reason=exc.reason)))
+    return entries
