@@ -4,7 +4,7 @@ Layout (each layer imports only from the layers below it; import-linter checks t
 
     ait/cli.py, ait/testing/     the `ait` command; helpers for tests (embedded and in-memory Redis)
     ait/agent/                   AgentSession, Run, AgentWorker
-    ait/client/                  ClientSession, ActiveRun (coming)
+    ait/client/                  ClientSession, ClientView, ActiveRun
     ait/providers/               llama.cpp, OpenAI-compatible, Anthropic (coming)
     ait/conversation/            Tree and View: the pure fold of a channel
     ait/bus/                     Bus, Channel, Subscription, CoalescingWriter, EmbeddedRedis
@@ -30,6 +30,9 @@ from .bus import Entry as Entry
 from .bus import Pool as Pool
 from .bus import Retention as Retention
 from .bus import Subscription as Subscription
+from .client import ActiveRun as ActiveRun
+from .client import ClientSession as ClientSession
+from .client import ClientView as ClientView
 from .codec.chat import ChatCodec as ChatCodec
 from .conversation import FoldError as FoldError
 from .conversation import Message as Message
@@ -66,6 +69,7 @@ from .events import RunSuspend as RunSuspend
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActiveRun",
     "AgentSession",
     "AgentWorker",
     "AitError",
@@ -78,6 +82,8 @@ __all__ = [
     "CancelRequest",
     "Channel",
     "ChatCodec",
+    "ClientSession",
+    "ClientView",
     "CoalescingWriter",
     "CodecError",
     "ContinuityLost",

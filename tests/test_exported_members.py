@@ -13,6 +13,7 @@ import pytest
 
 import ait
 import ait.agent
+import ait.client
 import ait.codec.chat
 import ait.conversation
 import ait.errors
@@ -20,6 +21,7 @@ import ait.errors
 MODULES = [
     "ait",
     "ait.agent",
+    "ait.client",
     "ait.bus",
     "ait.codec",
     "ait.codec.chat",
@@ -96,6 +98,7 @@ def test_the_top_level_reexports_the_same_objects() -> None:
             for m in (
                 ait.agent,
                 ait.bus,
+                ait.client,
                 ait.codec.chat,
                 ait.conversation,
                 ait.errors,

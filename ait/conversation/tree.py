@@ -415,6 +415,20 @@ class Tree:
             run.cancel_requested = requested
             self._changed.update(run.messages)
 
+    def clear(self) -> None:
+        """Forget everything (the channel's stream began again); views follow."""
+        self._applied.clear()
+        self._inputs.clear()
+        self._by_event.clear()
+        self._runs.clear()
+        self._messages.clear()
+        self._run_of_message.clear()
+        self.fork_targets.clear()
+        self.history_complete = False
+        self._growth.clear()
+        self._reshape = True
+        self._notify()
+
     # -- optimistic inputs -------------------------------------------------------------------
 
     def add_optimistic(self, event: Input) -> None:

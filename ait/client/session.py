@@ -1,0 +1,319 @@
+"""ClientSession: a client UI's connection to one channel.
+
+```python
+async with ait.ClientSession(bus, "chat-42", client_id="alice") as client:
+    active = await client.view.send("hi")
+    async for text in active.text_stream():
+        print(text, end="")
+    client.view.messages               # the selected branch, newest window
+```
+
+On enter it reads the newest history (enough for the default view's window), then follows
+the channel live from exactly the entry where that read ended, across Redis disconnects
+(the subscription resumes from its last id: no gap, no duplicate). Every entry is folded
+into `tree`; every view over it updates. Closing detaches: runs keep going on the agents.
+
+Problems that belong to no call (a bad entry on the channel, a stream that was reset) go to
+`on_error` and to `errors()`; the session keeps working.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import TracebackType
+from typing import Literal
+
+import anyio
+
+from ..bus import Bus, Subscription
+from ..bus._tasks import BackgroundTasks
+from ..conversation import FoldError, Tree, View
+from ..errors import AitError, CodecError, ContinuityLost, SubscriberLagged, UsageError
+from ..events import (
+    BadEntry,
+    Cancel,
+    Event,
+    Input,
+    Invocation,
+    Output,
+    RunEnd,
+    RunResume,
+    RunStart,
+    RunSuspend,
+)
+from ..ids import MIN_ENTRY_ID, check_name, new_id
+from .active import ActiveRun
+from .view import ClientView
+
+__all__ = ["ClientSession", "Invoke", "SessionError"]
+
+log = logging.getLogger("ait.client")
+
+SessionError = FoldError | AitError
+"""What `on_error` and `errors()` report: an entry that could not be folded, or an error."""
+
+Invoke = Literal["pool"] | Callable[[Invocation], Awaitable[object]] | None
+"""How a write wakes an agent: `"pool"` (queue the invocation for the session's pool), a
+function (your HTTP doorbell, given the invocation), or None (you wake agents yourself)."""
+
+
+class ClientSession:
+    """A client's session on one channel. An async context manager; see the module docstring.
+
+    Args:
+        bus: an open bus.
+        channel: the channel name.
+        client_id: who this client is (on every input and cancel it publishes).
+        pool: the worker pool writes are queued for (`default`).
+        invoke: how writes wake agents (see `Invoke`).
+        window: messages the default view shows at first.
+        page_size: entries per history page read.
+        on_error: called with each `SessionError`; logged when not given.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        channel: str,
+        *,
+        client_id: str,
+        pool: str = "default",
+        invoke: Invoke = "pool",
+        window: int = 50,
+        page_size: int = 200,
+        on_error: Callable[[SessionError], None] | None = None,
+    ) -> None:
+        if not client_id:
+            raise UsageError("a client session needs a non-empty client_id")
+        self.bus = bus
+        self.channel = bus.channel(check_name("channel", channel))
+        self.client_id = client_id
+        self.pool = pool
+        self.invoke = invoke
+        self.window = window
+        self.page_size = page_size
+        self._on_error = on_error
+        self.tree = Tree(on_error=self._report)
+        self._view: ClientView | None = None
+        self._views: list[View] = []
+        self.tasks = BackgroundTasks()
+        self._state = "unopened"
+        self._sub: Subscription | None = None
+        self._oldest: str | None = None
+        self._pending: dict[str, ActiveRun] = {}  # input event id -> waiting for its run
+        self._by_run: dict[str, ActiveRun] = {}
+        self._errors: deque[SessionError] = deque(maxlen=1_000)
+        self._error_count = 0
+        self._error_wake = anyio.Event()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def view(self) -> ClientView:
+        """The default view."""
+        if self._view is None:
+            raise UsageError("the session is not open yet (use `async with`)")
+        return self._view
+
+    def create_view(self, *, window: int | None = None) -> ClientView:
+        """Another view: its own branch selection and pagination."""
+        if self._state != "open":
+            raise UsageError(f"unable to create a view; the session is {self._state}")
+        view = ClientView(self, self.tree, window=window or self.window)
+        self._views.append(view)
+        return view
+
+    async def __aenter__(self) -> ClientSession:
+        if self._state != "unopened":
+            raise UsageError(f"unable to open the client session; it is {self._state}")
+        self.bus.require_open("open a client session")
+        await self.tasks.enter()
+        try:
+            newest = await self._load_newest()
+            self._sub = self.channel.subscribe(after=newest or MIN_ENTRY_ID)
+            await self._sub.open()
+        except BaseException:
+            await self.tasks.exit()
+            raise
+        self._state = "open"
+        self._view = ClientView(self, self.tree, window=self.window)
+        self._views.append(self._view)
+        self.tasks.start(self._follow, name=f"ait client {self.channel.name}")
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self.aclose()
+        finally:
+            await self.tasks.exit()
+
+    async def aclose(self) -> None:
+        """Stop following the channel. Runs go on; nothing is cancelled. Idempotent."""
+        if self._state != "open":
+            self._state = "closed"
+            return
+        self._state = "closed"
+        for active in {*self._pending.values(), *self._by_run.values()}:
+            active.session_closed()
+        for view in self._views:
+            view.close()
+        if self._sub is not None:
+            with anyio.CancelScope(shield=True):
+                await self._sub.aclose()
+        self.tasks.stop()
+        self._error_wake.set()
+
+    # -- history ------------------------------------------------------------------------------
+
+    async def _load_newest(self) -> str | None:
+        """Fold the newest pages until the default view's window is full; return the newest
+        entry id read (where the live subscription starts)."""
+        newest: str | None = None
+        counter = View(self.tree, window=self.window)
+        try:
+            while True:
+                page = await self.channel.history(self._oldest, limit=self.page_size)
+                if page:
+                    newest = newest or page[-1][0]
+                    self._oldest = page[0][0]
+                    self.tree.apply(page)
+                if len(page) < self.page_size:
+                    self.tree.history_complete = True
+                    return newest
+                if len(counter.message_ids) >= self.window + 1:
+                    return newest
+        finally:
+            counter.close()
+
+    async def fetch_older(self, count: int) -> None:
+        """Fold older history pages until new messages appear (the views' `load_older`)."""
+        if self.tree.history_complete or self._oldest is None:
+            self.tree.history_complete = True
+            return
+        before = len(self.tree)
+        for _ in range(50):
+            page = await self.channel.history(self._oldest, limit=self.page_size)
+            if page:
+                self._oldest = page[0][0]
+                self.tree.apply(page)
+            if len(page) < self.page_size:
+                self.tree.history_complete = True
+                return
+            if len(self.tree) > before:
+                return
+
+    # -- following ----------------------------------------------------------------------------
+
+    async def _follow(self) -> None:
+        assert self._sub is not None
+        while True:
+            try:
+                async for entry_id, event in self._sub:
+                    self._fold(entry_id, event)
+                return
+            except SubscriberLagged:
+                continue  # it catches up from its own cursor: nothing is lost
+            except ContinuityLost as exc:
+                self._report(exc)
+                # The stream began again: what we folded is another history. Start over.
+                self.tree.clear()
+                self.tree.history_complete = True
+                self._oldest = None
+
+    def _fold(self, entry_id: str, event: Event | BadEntry) -> None:
+        self.tree.apply_one(entry_id, event)
+        if isinstance(event, Output):
+            active = self._by_run.get(event.run_id)
+            if active is not None:
+                active.output(event.message_id, event.payload)
+        elif isinstance(event, RunStart | RunResume):
+            active = self._pending.pop(event.input_event_id, None)
+            if active is not None:
+                self._by_run[event.run_id] = active
+                active.started(event.run_id)
+        elif isinstance(event, RunEnd | RunSuspend):
+            active = self._by_run.pop(event.run_id, None)
+            info = self.tree.run(event.run_id)
+            if active is not None and info is not None:
+                active.finished(info)
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def _require_open(self, action: str) -> None:
+        if self._state != "open":
+            raise UsageError(f"unable to {action}; the session is {self._state}")
+
+    async def submit(self, event: Input, *, optimistic: bool, pool: str | None) -> ActiveRun:
+        """Publish an input (folded at once if `optimistic`) and wake an agent for it."""
+        self._require_open("send")
+        self.channel.encode(event)  # too large, not encodable: refused before anything
+        if optimistic:
+            try:
+                self.tree.add_optimistic(event)
+            except ValueError as exc:
+                raise CodecError(str(exc)) from None
+        active = ActiveRun(self, event)
+        self._pending[event.event_id] = active
+        try:
+            await self.channel.publish(event)
+        except BaseException:
+            self._pending.pop(event.event_id, None)
+            if optimistic:
+                self.tree.remove_optimistic(event.event_id)
+            raise
+        await self._wake_agent(active, pool)
+        return active
+
+    async def _wake_agent(self, active: ActiveRun, pool: str | None) -> None:
+        invoke = self.invoke
+        if invoke == "pool":
+            await self.bus.pool(pool or self.pool).enqueue(active.to_invocation())
+        elif callable(invoke):
+            await invoke(active.to_invocation())
+
+    async def publish(self, event: Cancel) -> str:
+        self._require_open("publish")
+        return await self.channel.publish(event)
+
+    async def cancel(self, run_id: str) -> None:
+        """Ask for run `run_id` to stop."""
+        await self.publish(Cancel(event_id=new_id(), client_id=self.client_id, run_id=run_id))
+
+    async def cancel_all(self) -> None:
+        """Ask for every run this client started to stop."""
+        await self.publish(Cancel(event_id=new_id(), client_id=self.client_id, scope="client"))
+
+    # -- errors -------------------------------------------------------------------------------
+
+    def _report(self, error: SessionError) -> None:
+        self._errors.append(error)
+        self._error_count += 1
+        self._error_wake.set()
+        self._error_wake = anyio.Event()
+        if self._on_error is None:
+            log.warning("ait client %s: %s", self.channel.name, error)
+            return
+        try:
+            self._on_error(error)
+        except Exception:
+            log.exception("ait client: on_error failed")
+
+    async def errors(self) -> AsyncIterator[SessionError]:
+        """Session errors as they happen, starting with the last 1,000 (kept for a late
+        reader); ends when the session closes."""
+        position = self._error_count - len(self._errors)
+        while True:
+            first = self._error_count - len(self._errors)
+            position = max(position, first)
+            if position < self._error_count:
+                yield self._errors[position - first]
+                position += 1
+                continue
+            if self._state == "closed":
+                return
+            wake = self._error_wake
+            await wake.wait()

@@ -1,0 +1,173 @@
+"""ClientView: a View that can write: send, edit, regenerate, answer tools and approvals.
+
+Each write computes its place in the tree with the view's helpers (the parent of a send is
+the view's last message; an edit forks the input it replaces; a regenerate names the
+assistant message whose run is redone), publishes the input, folds it at once where that
+makes sense (a new message or an edit: yes; a regenerate request or a tool result: they
+are not messages), and wakes an agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..codec.chat import ChatCodec
+from ..conversation import Tree, View
+from ..errors import UsageError
+from ..events import Input, Multitask
+from ..ids import new_id
+from .active import ActiveRun
+
+if TYPE_CHECKING:
+    from .session import ClientSession
+
+__all__ = ["ClientView", "Content"]
+
+Content = str | Sequence[Mapping[str, Any]]
+"""What a message says: text, or a list of ChatCodec events (wire maps)."""
+
+
+class ClientView(View):
+    """A view of a client session, with writes. Get one with `session.view` or
+    `session.create_view()`."""
+
+    def __init__(self, session: ClientSession, tree: Tree, *, window: int) -> None:
+        super().__init__(tree, window=window, load_older=session.fetch_older)
+        self.session = session
+
+    async def send(
+        self,
+        content: Content,
+        *,
+        role: str = "user",
+        multitask: Multitask | None = None,
+        pool: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ActiveRun:
+        """Send a new message after this view's last message.
+
+        Raises:
+            EntryTooLarge, CodecError: refused before anything was folded or published.
+            BusError: the publish failed (the optimistic message is taken back).
+        """
+        event = Input(
+            event_id=new_id(),
+            message_id=new_id(),
+            role=role,
+            client_id=self.session.client_id,
+            parent=self.send_parent(),
+            multitask=multitask,
+            extra_headers=dict(headers or {}),
+            payload=_payload(content),
+        )
+        return await self.session.submit(event, optimistic=True, pool=pool)
+
+    async def edit(
+        self,
+        message_id: str,
+        content: Content,
+        *,
+        multitask: Multitask | None = None,
+        pool: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ActiveRun:
+        """Replace input `message_id` with new content: a sibling this view selects at once."""
+        parent, fork_of = self.edit_target(message_id)
+        original = self.tree.input_nodes[message_id].event
+        event = Input(
+            event_id=new_id(),
+            message_id=new_id(),
+            role=original.role,
+            client_id=self.session.client_id,
+            parent=parent,
+            fork_of=fork_of,
+            multitask=multitask,
+            extra_headers=dict(headers or {}),
+            payload=_payload(content),
+        )
+        self.expect_edit(event.message_id)
+        return await self.session.submit(event, optimistic=True, pool=pool)
+
+    async def regenerate(
+        self,
+        message_id: str,
+        *,
+        multitask: Multitask | None = None,
+        pool: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ActiveRun:
+        """Answer again the message that assistant message `message_id` answered: a sibling
+        run, which this view selects when it starts."""
+        _run_id, parent = self.regenerate_target(message_id)
+        event = Input(
+            event_id=new_id(),
+            message_id=new_id(),
+            role="user",
+            client_id=self.session.client_id,
+            parent=parent,
+            regenerate=message_id,
+            multitask=multitask,
+            extra_headers=dict(headers or {}),
+            payload=[],
+        )
+        self.expect_regenerate(event.message_id)
+        return await self.session.submit(event, optimistic=False, pool=pool)
+
+    async def send_tool_result(
+        self,
+        call_id: str,
+        output: Any = None,
+        *,
+        error: str | None = None,
+        pool: str | None = None,
+    ) -> ActiveRun:
+        """Answer a client-side tool call: resumes the suspended run that made it."""
+        payload = (
+            ChatCodec.tool_error(call_id, error)
+            if error
+            else ChatCodec.tool_result(call_id, output)
+        )
+        return await self._continue(call_id, payload, role="tool", pool=pool)
+
+    async def approve(
+        self,
+        call_id: str,
+        approved: bool = True,
+        *,
+        reason: str | None = None,
+        pool: str | None = None,
+    ) -> ActiveRun:
+        """Answer an approval request for tool call `call_id`: resumes the run that asked."""
+        return await self._continue(
+            call_id, ChatCodec.approval(call_id, approved, reason), role="user", pool=pool
+        )
+
+    async def _continue(
+        self, call_id: str, payload: list[dict[str, Any]], *, role: str, pool: str | None
+    ) -> ActiveRun:
+        message_id, run_id = self._find_tool_call(call_id)
+        event = Input(
+            event_id=new_id(),
+            message_id=message_id,
+            role=role,
+            client_id=self.session.client_id,
+            run_id=run_id,
+            payload=payload,
+        )
+        return await self.session.submit(event, optimistic=False, pool=pool)
+
+    def _find_tool_call(self, call_id: str) -> tuple[str, str]:
+        for message in reversed(self.messages):
+            if message.run_id is None:
+                continue
+            for part in message.parts:
+                if part.type == "tool-call" and part.id == call_id:
+                    return message.id, message.run_id
+        raise UsageError(f"no tool call {call_id!r} among the messages this view shows")
+
+
+def _payload(content: Content) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return ChatCodec.user_text(content)
+    return [dict(item) for item in content]
