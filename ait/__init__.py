@@ -5,7 +5,7 @@ Layout (each layer imports only from the layers below it; import-linter checks t
     ait/cli.py, ait/testing/     the `ait` command; helpers for tests (embedded and in-memory Redis)
     ait/agent/                   AgentSession, Run, AgentWorker
     ait/client/                  ClientSession, ClientView, ActiveRun
-    ait/providers/               llama.cpp, OpenAI-compatible, Anthropic (coming)
+    ait/providers/               llama.cpp, OpenAI-compatible, Anthropic; one Provider protocol
     ait/conversation/            Tree and View: the pure fold of a channel
     ait/bus/                     Bus, Channel, Subscription, CoalescingWriter, EmbeddedRedis
     ait/codec/                   the entry envelope (v, t, h, d) and payload codecs
@@ -22,6 +22,7 @@ from .agent import AgentWorker as AgentWorker
 from .agent import CancelRequest as CancelRequest
 from .agent import PipeResult as PipeResult
 from .agent import Run as Run
+from . import providers as providers
 from .bus import Bus as Bus
 from .bus import Channel as Channel
 from .bus import CoalescingWriter as CoalescingWriter
@@ -41,6 +42,8 @@ from .conversation import Tree as Tree
 from .conversation import View as View
 from .conversation import ViewChange as ViewChange
 from .errors import AitError as AitError
+from .errors import AuthenticationError as AuthenticationError
+from .errors import BadRequestError as BadRequestError
 from .errors import BusConnectionError as BusConnectionError
 from .errors import BusError as BusError
 from .errors import BusTimeoutError as BusTimeoutError
@@ -50,9 +53,21 @@ from .errors import EmbeddedRedisError as EmbeddedRedisError
 from .errors import EntryTooLarge as EntryTooLarge
 from .errors import InputNotFound as InputNotFound
 from .errors import InvalidName as InvalidName
+from .errors import NotFoundError as NotFoundError
+from .errors import PermissionDeniedError as PermissionDeniedError
+from .errors import ProviderConfigError as ProviderConfigError
+from .errors import ProviderConnectionError as ProviderConnectionError
+from .errors import ProviderError as ProviderError
+from .errors import ProviderRequestError as ProviderRequestError
+from .errors import ProviderStatusError as ProviderStatusError
+from .errors import ProviderStreamError as ProviderStreamError
+from .errors import ProviderTimeout as ProviderTimeout
+from .errors import RateLimitError as RateLimitError
 from .errors import RunError as RunError
 from .errors import RunRejected as RunRejected
+from .errors import ServerError as ServerError
 from .errors import SubscriberLagged as SubscriberLagged
+from .errors import UnprocessableEntityError as UnprocessableEntityError
 from .errors import UsageError as UsageError
 from .errors import WriteFailed as WriteFailed
 from .events import BadEntry as BadEntry
@@ -73,7 +88,9 @@ __all__ = [
     "AgentSession",
     "AgentWorker",
     "AitError",
+    "AuthenticationError",
     "BadEntry",
+    "BadRequestError",
     "Bus",
     "BusConnectionError",
     "BusError",
@@ -98,9 +115,19 @@ __all__ = [
     "InvalidName",
     "Invocation",
     "Message",
+    "NotFoundError",
     "Output",
+    "PermissionDeniedError",
     "PipeResult",
     "Pool",
+    "ProviderConfigError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderRequestError",
+    "ProviderStatusError",
+    "ProviderStreamError",
+    "ProviderTimeout",
+    "RateLimitError",
     "Retention",
     "Run",
     "RunEnd",
@@ -110,9 +137,11 @@ __all__ = [
     "RunResume",
     "RunStart",
     "RunSuspend",
+    "ServerError",
     "SubscriberLagged",
     "Subscription",
     "Tree",
+    "UnprocessableEntityError",
     "UsageError",
     "View",
     "ViewChange",

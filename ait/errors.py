@@ -13,9 +13,23 @@ AitError
 │   ├── SubscriberLagged                  a subscriber fell too far behind and was detached
 │   ├── ContinuityLost                    the stream was reset or trimmed past a reader's cursor
 │   └── EmbeddedRedisError                the embedded redis-server could not start
-└── RunError                              a run could not do what was asked
-    ├── InputNotFound                     an invocation's input never showed up on the channel
-    └── RunRejected                       the input asked `reject` and another run was active
+├── RunError                              a run could not do what was asked
+│   ├── InputNotFound                     an invocation's input never showed up on the channel
+│   └── RunRejected                       the input asked `reject` and another run was active
+└── ProviderError                         a model provider failed (`code` names the failure)
+    ├── ProviderConfigError               a bad URL, spec, missing key or model file
+    ├── ProviderRequestError (also ValueError)  an invalid request, refused before any call
+    ├── ProviderConnectionError           the provider could not be reached
+    ├── ProviderTimeout                   the provider did not answer in time
+    ├── ProviderStatusError               an HTTP error status (`status_code`, `body`, `request_id`)
+    │   ├── BadRequestError               400
+    │   ├── AuthenticationError           401
+    │   ├── PermissionDeniedError         403
+    │   ├── NotFoundError                 404
+    │   ├── UnprocessableEntityError      422
+    │   ├── RateLimitError                429
+    │   └── ServerError                   5xx
+    └── ProviderStreamError               the stream broke after it began (an error event, a drop)
 ```
 
 Foreign exceptions (redis-py's, OSError) are translated at the edge of the layer that
@@ -28,6 +42,8 @@ from typing import Any
 
 __all__ = [
     "AitError",
+    "AuthenticationError",
+    "BadRequestError",
     "BusConnectionError",
     "BusError",
     "BusTimeoutError",
@@ -37,9 +53,21 @@ __all__ = [
     "EntryTooLarge",
     "InputNotFound",
     "InvalidName",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ProviderConfigError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderRequestError",
+    "ProviderStatusError",
+    "ProviderStreamError",
+    "ProviderTimeout",
+    "RateLimitError",
     "RunError",
     "RunRejected",
+    "ServerError",
     "SubscriberLagged",
+    "UnprocessableEntityError",
     "UsageError",
     "WriteFailed",
 ]
@@ -187,6 +215,104 @@ class RunRejected(RunError):
     def __init__(self, run_id: str, message: str) -> None:
         self.run_id = run_id
         super().__init__(message)
+
+
+class ProviderError(AitError):
+    """A model provider failed. `code` is a stable kebab-case name for the failure (it goes
+    on the wire as the run's error code); `provider` names the provider."""
+
+    code = "provider-error"
+
+    def __init__(self, message: str, *, provider: str | None = None) -> None:
+        self.provider = provider
+        super().__init__(message)
+
+
+class ProviderConfigError(ProviderError):
+    """A provider cannot be set up: a bad URL or spec, a missing API key or model file."""
+
+    code = "provider-config"
+
+
+class ProviderRequestError(ProviderError, ValueError):
+    """The request is invalid (checked before any network or model call)."""
+
+    code = "invalid-request"
+
+
+class ProviderConnectionError(ProviderError):
+    """The provider could not be reached (retried first, when nothing was streamed yet)."""
+
+    code = "provider-unreachable"
+
+
+class ProviderTimeout(ProviderError):
+    """The provider did not answer in time."""
+
+    code = "provider-timeout"
+
+
+class ProviderStatusError(ProviderError):
+    """The provider answered with an HTTP error status.
+
+    Attributes:
+        status_code: the HTTP status.
+        body: the response body (parsed JSON when it was JSON, else text).
+        request_id: the provider's request id header, for support tickets.
+    """
+
+    code = "provider-status"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: Any = None,
+        request_id: str | None = None,
+        provider: str | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.body = body
+        self.request_id = request_id
+        #: Seconds the provider asked to wait before retrying (`Retry-After`), if it did.
+        self.retry_after: float | None = None
+        super().__init__(message, provider=provider)
+
+
+class BadRequestError(ProviderStatusError):
+    code = "bad-request"
+
+
+class AuthenticationError(ProviderStatusError):
+    code = "authentication"
+
+
+class PermissionDeniedError(ProviderStatusError):
+    code = "permission-denied"
+
+
+class NotFoundError(ProviderStatusError):
+    code = "not-found"
+
+
+class UnprocessableEntityError(ProviderStatusError):
+    code = "unprocessable-entity"
+
+
+class RateLimitError(ProviderStatusError):
+    code = "rate-limited"
+
+
+class ServerError(ProviderStatusError):
+    code = "provider-server-error"
+
+
+class ProviderStreamError(ProviderError):
+    """The stream broke after it began: an error event in it, a malformed chunk, or the
+    connection dropping once output had been produced (never retried then)."""
+
+    code = "provider-stream"
 
 
 def _rebuild(cls: type[AitError], args: tuple[Any, ...], state: dict[str, Any]) -> AitError:

@@ -28,9 +28,10 @@ import msgpack  # pyright: ignore[reportMissingTypeStubs]
 
 from ..bus import CoalescingWriter
 from ..codec.chat import ChatEncoder
-from ..conversation import Message, Tree
-from ..errors import UsageError, WriteFailed
+from ..conversation import FoldError, Message, Tree
+from ..errors import AitError, UsageError, WriteFailed
 from ..events import (
+    BadEntry,
     Cancel,
     Input,
     Invocation,
@@ -164,6 +165,7 @@ class Run:
             raise UsageError(f"unable to start; the run is {self.state}")
         session = self.session
         entry_id, event = await session.find_input(self.invocation.input_event_id)
+        await session.catch_up()  # cancels sent before now are held before the run adopts them
         self.input, self.input_entry_id = event, entry_id
         continuation = event.run_id is not None
         self.run_id = event.run_id if continuation else (self._requested_run_id or new_id())
@@ -201,11 +203,23 @@ class Run:
         """
         if self.input is None or self.input_entry_id is None:
             raise UsageError("unable to load the conversation; start() the run first")
-        tree = Tree()
+        undecodable: set[str] = set()  # the session's router reports those already
+
+        def left_out(error: FoldError) -> None:
+            if error.entry_id not in undecodable:
+                self.session.report(
+                    AitError(
+                        f"entry {error.entry_id} of {self.session.channel.name!r} left out of "
+                        f"the conversation of run {self.run_id}: {error.reason}"
+                    )
+                )
+
+        tree = Tree(on_error=left_out)
         channel = self.session.channel
         before, inclusive, read = self.input_entry_id, True, 0
         while read < max_entries:
             page = await channel.history(before, limit=500, inclusive=inclusive)
+            undecodable.update(entry_id for entry_id, e in page if isinstance(e, BadEntry))
             tree.apply(page)
             read += len(page)
             if len(page) < 500:

@@ -111,6 +111,9 @@ class AgentSession:
         self._runs: set[Run] = set()
         self._by_run_id: dict[str, Run] = {}
         self._ended: dict[str, anyio.Event] = {}
+        # Set (and replaced) after each routed entry while a run waits to catch up.
+        self._routed = anyio.Event()
+        self._catching_up = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -197,6 +200,9 @@ class AgentSession:
             try:
                 async for entry_id, event in self._sub:
                     self._handle(entry_id, event)
+                    if self._catching_up:
+                        self._routed.set()
+                        self._routed = anyio.Event()
                 return
             except SubscriberLagged:
                 continue  # caught up from its cursor on the next read: nothing lost
@@ -247,6 +253,24 @@ class AgentSession:
         finally:
             if self._input_waiters.get(event_id) is waiter:
                 del self._input_waiters[event_id]
+
+    async def catch_up(self) -> None:
+        """Wait (up to `input_timeout`) until the router has handled every entry published
+        before this call, so that a run starting now is offered every cancel sent before it:
+        the router may still be replaying the rewind window (a session opened just now, as a
+        worker opens one per invocation)."""
+        last = await self.channel.last_id()
+        if last is None or self._sub is None:
+            return
+        target = entry_id_key(last)
+        sub = self._sub
+        self._catching_up += 1
+        try:
+            with anyio.move_on_after(self.input_timeout):
+                while entry_id_key(sub.last_id) < target:
+                    await self._routed.wait()
+        finally:
+            self._catching_up -= 1
 
     async def _scan_for_input(self, event_id: str) -> tuple[str, Input] | None:
         before: str | None = None

@@ -184,10 +184,25 @@ class ClientSession:
                 if len(page) < self.page_size:
                     self.tree.history_complete = True
                     return newest
-                if len(counter.message_ids) >= self.window + 1:
+                if self._window_full(counter):
                     return newest
         finally:
             counter.close()
+
+    def _window_full(self, counter: View) -> bool:
+        """True when the newest `window` + 1 messages are folded, the newest `window` of them
+        from their first entry (a run's first message is whole once its `run.start` is)."""
+        # The counter's window was fixed by the first page; show what older pages added.
+        counter.reveal_older(len(self.tree))
+        ids = counter.message_ids
+        if len(ids) < self.window + 1:
+            return False
+        for message_id in ids[-self.window :]:
+            run_id = self.tree.run_of(message_id)
+            info = self.tree.run(run_id) if run_id is not None else None
+            if info is not None and not info.started and info.message_ids[:1] == (message_id,):
+                return False
+        return True
 
     async def fetch_older(self, count: int) -> None:
         """Fold older history pages until new messages appear (the views' `load_older`)."""
