@@ -21,6 +21,7 @@ import ait.errors
 MODULES = [
     "ait",
     "ait.agent",
+    "ait.providers",
     "ait.client",
     "ait.bus",
     "ait.codec",
@@ -53,7 +54,13 @@ def public_names(module: ModuleType) -> set[str]:
             names.update(a.asname for a in node.names if a.asname and a.asname == a.name)
         elif isinstance(node, ast.Import):
             names.update(a.asname for a in node.names if a.asname and a.asname == a.name)
-    return {name for name in names if not name.startswith("_")}
+    # Subpackages made reachable as attributes (`from . import providers as providers`) are
+    # namespaces, not members.
+    return {
+        name
+        for name in names
+        if not name.startswith("_") and not isinstance(getattr(module, name, None), ModuleType)
+    }
 
 
 def isort_key(name: str) -> tuple[int, str]:
