@@ -29,7 +29,7 @@ import anyio.to_thread
 
 from ..errors import EmbeddedRedisError
 
-__all__ = ["EmbeddedRedis", "find_redis_server"]
+__all__ = ["EmbeddedRedis", "answers_ping", "find_redis_server", "shutdown"]
 
 AppendFsync = Literal["always", "everysec", "no"]
 
@@ -69,16 +69,24 @@ class EmbeddedRedis:
         appendfsync: AppendFsync = "everysec",
         binary: str | None = None,
         start_timeout: float = 10.0,
+        socket_path: str | os.PathLike[str] | None = None,
+        detached: bool = False,
     ) -> None:
         self.persistent = data_dir is not None
+        #: A detached server outlives this process (its own session); stop it with `shutdown()`.
+        self.detached = detached
         self.appendfsync = appendfsync
         self.binary = binary
         self.start_timeout = start_timeout
         self._tmp = tempfile.mkdtemp(prefix="ait-redis-")
         self.data_dir = Path(data_dir).expanduser() if data_dir is not None else Path(self._tmp)
         # Unix socket paths are limited to about 107 bytes: keep the socket in the short
-        # temporary directory whatever the data directory is.
-        self.socket_path = os.path.join(self._tmp, "redis.sock")
+        # temporary directory whatever the data directory is, unless told where.
+        self.socket_path = (
+            os.fspath(socket_path)
+            if socket_path is not None
+            else os.path.join(self._tmp, "redis.sock")
+        )
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -118,7 +126,7 @@ class EmbeddedRedis:
             return
         binary = self.binary or find_redis_server()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        os.makedirs(self._tmp, exist_ok=True)
+        os.makedirs(os.path.dirname(self.socket_path) or ".", exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.socket_path)
         log_path = self.data_dir / "redis.log"
@@ -136,7 +144,11 @@ class EmbeddedRedis:
         ]  # fmt: skip
         try:
             self._process = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL if self.detached else subprocess.PIPE,
+                start_new_session=self.detached,
             )
         except OSError as exc:
             raise EmbeddedRedisError(f"unable to run {binary}: {exc}") from exc
@@ -195,6 +207,26 @@ class EmbeddedRedis:
     def _close_pipes(process: subprocess.Popen[bytes] | None) -> None:
         if process is not None and process.stderr is not None:
             process.stderr.close()
+
+
+def shutdown(socket_path: str) -> bool:
+    """Ask the redis-server at `socket_path` to shut down (keeping its AOF). False if none."""
+    if not _answers_ping(socket_path):
+        return False
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(socket_path)
+            sock.sendall(b"SHUTDOWN\r\n")
+            sock.recv(64)
+    except OSError:
+        pass
+    return True
+
+
+def answers_ping(socket_path: str) -> bool:
+    """True when a Redis server answers PING on this unix socket."""
+    return _answers_ping(socket_path)
 
 
 def _answers_ping(path: str) -> bool:
