@@ -17,12 +17,12 @@ The public surface is re-exported here; everything else is reachable through its
 
 from __future__ import annotations
 
+from . import providers as providers
 from .agent import AgentSession as AgentSession
 from .agent import AgentWorker as AgentWorker
 from .agent import CancelRequest as CancelRequest
 from .agent import PipeResult as PipeResult
 from .agent import Run as Run
-from . import providers as providers
 from .bus import Bus as Bus
 from .bus import Channel as Channel
 from .bus import CoalescingWriter as CoalescingWriter

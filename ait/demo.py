@@ -1,9 +1,10 @@
-"""The demo: what the bus guarantees, shown live on an embedded Redis.
+"""The demo: a live, branching, cancellable conversation with a local model.
 
-Run it with `scripts/demo` (or `python -m ait.demo`). A publisher streams a short reply
-into a channel as deltas through the coalescing writer; two subscribers follow it live;
-one of them disconnects halfway and comes back, resuming from the last entry it saw: it
-ends with exactly the same sequence as the one that never left.
+Run it with `scripts/demo` (or `python -m ait.demo`). On the embedded Redis that every `ait`
+command shares, it starts an agent worker on SmolLM2 (a 135M model from PyPI) and plays a
+scripted conversation on channel `demo`: streaming tokens, a second client watching live,
+a cancel mid-answer, a regeneration and switching between the branches, an edit, and a
+client that comes back and finds everything. Then it tells how to go on with `ait chat`.
 """
 
 from __future__ import annotations
@@ -13,98 +14,131 @@ import time
 
 import anyio
 
-from .bus import Bus, Channel
-from .events import Input, Output, RunEnd
-from .ids import new_id
+from .agent import AgentWorker
+from .bus import Bus
+from .cli._common import Style, resolve_redis
+from .cli.agent_cmd import load_provider, make_handler
+from .cli.history_cmd import tree_lines
+from .client import ActiveRun, ClientSession, ClientView
+from .conversation import ViewChange
 
-REPLY = (
-    "Redis Streams give every event of a conversation one total order. "
-    "Readers remember the last entry id they saw, so after any disconnect "
-    "they resume exactly there: no gap, no duplicate."
-).split(" ")
+CHANNEL = "demo"
+POOL = "demo"
+MODEL = "llama-cpp:smollm2?n_threads=2&n_ctx=2048"
 
-
-def say(who: str, text: str) -> None:
-    sys.stdout.write(f"{who:>10} | {text}\n")
-    sys.stdout.flush()
-
-
-async def publisher(channel: Channel, message_id: str) -> None:
-    await channel.publish(
-        Input(event_id=new_id(), message_id=message_id, role="user", client_id="demo",
-              payload={"text": "How do ait subscribers resume?"})
-    )  # fmt: skip
-    async with channel.writer() as out:
-        for i, word in enumerate(REPLY):
-            out.send(
-                Output(run_id="run-1", message_id="reply-1", role="assistant", parent=message_id,
-                       payload=[{"type": "text-delta", "id": "t0", "delta": word + " "}])
-            )  # fmt: skip
-            if i % 6 == 5:
-                say("publisher", f"sent {i + 1} deltas")
-            await anyio.sleep(0.03)
-    await channel.publish(RunEnd(run_id="run-1", invocation_id="inv-1", reason="complete"))
-    say("publisher", f"done: {len(REPLY)} deltas in {out.entries_written} entries")
+style = Style()
 
 
-async def steady(channel: Channel, after: str, seen: list[str], done: anyio.Event) -> None:
-    text = ""
-    async with channel.subscribe(after=after) as sub:
-        async for entry_id, event in sub:
-            seen.append(entry_id)
-            if isinstance(event, Output):
-                text += "".join(item["delta"] for item in event.payload)
-            if isinstance(event, RunEnd):
-                break
-    say("steady", f"saw {len(seen)} entries: {text.strip()[:60]}...")
-    done.set()
+def say(text: str = "") -> None:
+    style.out(text)
 
 
-async def flaky(channel: Channel, after: str, seen: list[str], done: anyio.Event) -> None:
-    cursor = after
-    async with channel.subscribe(after=cursor) as sub:
-        async for entry_id, _ in sub:
-            seen.append(entry_id)
-            if len(seen) == 3:
-                cursor = sub.last_id
-                break
-    say("flaky", f"disconnects after {len(seen)} entries (last id {cursor})")
-    await anyio.sleep(0.4)
-    say("flaky", "reconnects, resuming after its last id")
-    async with channel.subscribe(after=cursor) as sub:
-        async for entry_id, event in sub:
-            seen.append(entry_id)
-            if isinstance(event, RunEnd):
-                break
-    say("flaky", f"saw {len(seen)} entries in all")
-    done.set()
+def step(title: str) -> None:
+    say()
+    say(style.bold(f"== {title}"))
+
+
+async def stream(active: ActiveRun, *, stop_after: int | None = None) -> str:
+    """Print the answer as it streams; optionally cancel it after some pieces."""
+    style.out(style.cyan("   assistant: "), end="")
+    pieces = 0
+    async for text in active.text_stream():
+        style.out(text, end="")
+        pieces += 1
+        if stop_after is not None and pieces == stop_after:
+            await active.cancel()
+            style.out(style.yellow(" [cancel sent]"), end="")
+    info = await active.wait()
+    if info.status != "complete":
+        style.out(style.yellow(f" [{info.status}]"), end="")
+    say()
+    return info.status
+
+
+def show(view: ClientView, title: str) -> None:
+    say(style.dim(f"   {title}:"))
+    for number, message in enumerate(view.messages, 1):
+        siblings = view.siblings(message.id)
+        marker = ""
+        if len(siblings) > 1:
+            marker = style.yellow(f" [{view.selected_index(message.id) + 1}/{len(siblings)}]")
+        text = message.text.strip().replace("\n", " ")
+        if len(text) > 90:
+            text = text[:87] + "..."
+        say(f"   {number:>2} {message.role:<9}{marker} {style.dim(f'({message.status})')} {text}")
 
 
 async def main() -> int:
-    started = time.monotonic()
-    say("demo", "starting an embedded redis-server (no setup needed)")
-    async with Bus.embedded() as bus:
-        assert bus.server is not None
-        say("demo", f"redis at {bus.url}")
-        channel = bus.channel(f"demo-{new_id()[:8]}")
-        start = await channel.last_id() or "0-0"
-        steady_seen: list[str] = []
-        flaky_seen: list[str] = []
-        done_a, done_b = anyio.Event(), anyio.Event()
+    began = time.monotonic()
+    say(style.bold("ait demo: realtime, durable, branchable AI sessions over Redis Streams"))
+    url = resolve_redis(None)
+    say(f"Redis: {url}")
+    provider = await load_provider(MODEL, style)
+    async with Bus.from_url(url) as bus:
+        # A fresh conversation each time the demo runs.
+        channel = bus.channel(CHANNEL)
+        await bus.handle.client.delete(channel.key, channel.key_for("active"))
+        handler = make_handler(provider, system="Answer briefly.", max_tokens=48, style=None)
+        worker = AgentWorker(bus, handler, pool=POOL, concurrency=2)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(steady, channel, start, steady_seen, done_a)
-            tg.start_soon(flaky, channel, start, flaky_seen, done_b)
-            await anyio.sleep(0.1)
-            await publisher(channel, "question-1")
-            with anyio.fail_after(10):
-                await done_a.wait()
-                await done_b.wait()
-        stored = [entry_id for entry_id, _ in await channel.read(count=10_000)]
-    same = steady_seen == flaky_seen == stored
-    say("demo", f"both subscribers saw the same {len(stored)} entries in order: {same}")
-    say("demo", f"finished in {time.monotonic() - started:.1f} s")
-    return 0 if same else 1
+            tg.start_soon(worker.run)
+            await play(bus)
+            worker.stop()
+    await provider.aclose()
+    step("Go on yourself")
+    say(f"   ait chat {CHANNEL} --model llama-cpp:smollm2   chat here (an agent runs inside)")
+    say(f"   ait history {CHANNEL}                          every branch of it")
+    say(f"   ait tail {CHANNEL} --from 0-0                   every event on the channel")
+    say(style.dim(f"demo finished in {time.monotonic() - began:.0f} s"))
+    return 0
+
+
+async def play(bus: Bus) -> None:
+    async with (
+        ClientSession(bus, CHANNEL, client_id="alice", pool=POOL) as alice,
+        ClientSession(bus, CHANNEL, client_id="bob", pool=POOL) as bob,
+    ):
+        seen: list[ViewChange] = []
+        bob.view.on_change(seen.append)
+
+        step("1. alice asks; the answer streams token by token (bob watches the same channel)")
+        say(f"   alice: {style.bold('What is Redis? One sentence.')}")
+        await stream(await alice.view.send("What is Redis? One sentence."))
+        show(bob.view, "bob's view")
+        say(style.dim(f"   bob's view changed {len(seen)} times while the answer streamed"))
+
+        step("2. alice asks for something long and stops it mid-answer")
+        say(f"   alice: {style.bold('Tell me a long story about a lighthouse keeper.')}")
+        await stream(
+            await alice.view.send("Tell me a long story about a lighthouse keeper."), stop_after=12
+        )
+        say(style.dim("   the partial answer stays, marked cancelled"))
+
+        step("3. alice regenerates the first answer: a second branch")
+        first_answer = alice.view.messages[1]
+        await stream(await alice.view.regenerate(first_answer.id))
+        show(alice.view, "alice's view (her regeneration is selected)")
+        show(bob.view, "bob's view (stays on the branch he was reading)")
+
+        step("4. alice switches back to the first branch")
+        answer_now = alice.view.messages[1]
+        alice.view.select(answer_now.id, 0)
+        show(alice.view, "alice's view")
+
+        step("5. alice edits her first question: another branch, with its own answer")
+        question = alice.view.messages[0]
+        say(
+            f"   alice edits message 1 to: {style.bold('What is a stream in Redis? One sentence.')}"
+        )
+        await stream(await alice.view.edit(question.id, "What is a stream in Redis? One sentence."))
+        show(alice.view, "alice's view")
+
+    step("6. a client reconnects and finds the whole conversation")
+    async with ClientSession(bus, CHANNEL, client_id="alice-again", pool=POOL) as again:
+        say(style.dim("   every branch (* = what a fresh view shows: the newest of each):"))
+        for line in tree_lines(again.tree, again.view, style):
+            say(f"   {line}")
 
 
 if __name__ == "__main__":
-    raise SystemExit(anyio.run(main))
+    sys.exit(anyio.run(main))

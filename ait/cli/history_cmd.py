@@ -110,25 +110,25 @@ def tree_lines(tree: Tree, view: View, style: Style) -> list[str]:
         children.setdefault(parent, []).append(mid)
     shown = set(view.message_ids)
     lines: list[str] = []
-    # Iterative depth-first walk: conversations can be thousands of messages deep.
-    roots = children.get(None, [])
-    stack: list[tuple[str, str, str]] = (
-        [(roots[0], "", "")]
-        if len(roots) == 1
-        else [
-            (mid, "", "└─" if i == len(roots) - 1 else "├─")
-            for i, mid in reversed(list(enumerate(roots)))
-        ]
-    )
-    while stack:
-        mid, indent, branch = stack.pop()
-        mark = style.green("*") if mid in shown else " "
-        lines.append(f"{indent}{branch}{mark} {_label(tree.snapshot(mid), style)}")
-        kids = children.get(mid, [])
+
+    def branches(kids: list[str], prefix: str) -> list[tuple[str, str, str]]:
         if len(kids) == 1:
-            stack.append((kids[0], indent, ""))
-        else:
-            deeper = indent + ("  " if branch else "")
-            for index, kid in reversed(list(enumerate(kids))):
-                stack.append((kid, deeper, "└─" if index == len(kids) - 1 else "├─"))
+            return [(kids[0], prefix, prefix)]
+        last = len(kids) - 1
+        return [
+            (
+                kid,
+                prefix + ("└─ " if i == last else "├─ "),
+                prefix + ("   " if i == last else "│  "),
+            )
+            for i, kid in enumerate(kids)
+        ]
+
+    # Iterative depth-first walk: conversations can be thousands of messages deep.
+    stack = list(reversed(branches(children.get(None, []), "")))
+    while stack:
+        mid, line_prefix, child_prefix = stack.pop()
+        mark = style.green("*") if mid in shown else " "
+        lines.append(f"{line_prefix}{mark} {_label(tree.snapshot(mid), style)}")
+        stack.extend(reversed(branches(children.get(mid, []), child_prefix)))
     return lines

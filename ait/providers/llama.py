@@ -131,6 +131,8 @@ class LlamaCppProvider:
             raise ProviderConfigError(
                 f"unable to load {self.model_path}: {exc}", provider=self.name
             ) from exc
+        if not self.options["verbose"]:
+            _silence(llama_cpp)
         # Lets a cancel interrupt prompt processing, not only generation (checked by ggml
         # between graph nodes; a decode it aborts raises, and the model stays usable).
         callback_type: Any = llama_cpp.ggml_abort_callback
@@ -267,6 +269,20 @@ class LlamaCppProvider:
                 anyio.from_thread.run_sync(done.set, token=token)
             except Exception:
                 pass
+
+
+_silencer: Any = None
+
+
+def _silence(llama_cpp: Any) -> None:
+    """Drop llama.cpp's own log lines (they would interleave with the application's output)."""
+    global _silencer
+    if _silencer is None:
+        def drop(level: int, text: bytes, data: object) -> None:
+            return None
+
+        _silencer = llama_cpp.llama_log_callback(drop)
+        llama_cpp.llama_log_set(_silencer, ctypes.c_void_p())
 
 
 def _translate(error: BaseException, provider: str) -> ProviderError:
