@@ -65,6 +65,8 @@ class _Event(BaseModel):
     #: for any non-empty string). The decoder checks headers with it.
     header_table: ClassVar[tuple[tuple[str, str, bool, frozenset[str] | None], ...]] = ()
     header_names: ClassVar[frozenset[str]] = frozenset()
+    #: True for types with rules across headers (`wire_problem` overridden).
+    has_cross_rules: ClassVar[bool] = False
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -77,6 +79,7 @@ class _Event(BaseModel):
                 (name, name.replace("_", "-"), info.is_required(), _literal_values(info.annotation))
             )
         cls.header_table = tuple(table)
+        cls.has_cross_rules = cls.wire_problem is not _Event.wire_problem
         cls.header_names = frozenset(header for _, header, _, _ in table)
 
     @model_validator(mode="after")

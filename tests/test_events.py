@@ -24,7 +24,7 @@ from ait.events import (
 PROTOCOL_HEADERS: dict[str, tuple[set[str], set[str]]] = {
     "input": (
         {"event-id", "message-id", "role", "client-id"},
-        {"parent", "fork-of", "regenerate", "run-id"},
+        {"parent", "fork-of", "regenerate", "run-id", "multitask"},
     ),
     "run.start": (
         {"run-id", "invocation-id", "input-event-id", "input-message-id", "run-client-id"},
@@ -105,6 +105,7 @@ def test_header_table_knows_the_allowed_values_of_literal_headers() -> None:
     assert allowed == {
         ("RunEnd", "reason"): frozenset({"complete", "cancelled", "error"}),
         ("Cancel", "scope"): frozenset({"client", "all"}),
+        ("Input", "multitask"): frozenset({"parallel", "interrupt", "enqueue", "reject"}),
     }
 
 

@@ -32,9 +32,21 @@ def translate_errors(action: str) -> Generator[None]:
     """Re-raise redis-py and socket errors met while doing `action` as `BusError`s."""
     try:
         yield
+    except rexc.MaxConnectionsError as exc:
+        raise BusTimeoutError(
+            f"unable to {action}: every connection of the pool is busy ({exc}); "
+            "raise max_connections on the Bus"
+        ) from exc
+    except rexc.ConnectionError as exc:
+        if "No connection available" not in str(exc):
+            raise BusConnectionError(f"unable to {action}: {_describe(exc)}") from exc
+        raise BusTimeoutError(
+            f"unable to {action}: no connection of the pool became free in time; "
+            "raise max_connections on the Bus"
+        ) from exc
     except rexc.TimeoutError as exc:
         raise BusTimeoutError(f"unable to {action}: Redis did not answer in time ({exc})") from exc
-    except (rexc.ConnectionError, ConnectionError, OSError, EOFError) as exc:
+    except (ConnectionError, OSError, EOFError) as exc:
         raise BusConnectionError(f"unable to {action}: {_describe(exc)}") from exc
     except rexc.RedisError as exc:
         raise BusError(f"unable to {action}: {exc}") from exc
@@ -51,6 +63,7 @@ class RawConnection(Protocol):
     async def connect(self) -> None: ...
     async def disconnect(self, nowait: bool = False) -> None: ...
     async def send_command(self, *args: Any, **kwargs: Any) -> None: ...
+    async def send_packed_command(self, command: bytes, check_health: bool = True) -> None: ...
     async def read_response(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
@@ -103,6 +116,7 @@ class RedisHandle:
         command_timeout: float,
         connect_timeout: float,
         reader_timeout: float,
+        max_connections: int,
     ) -> RedisHandle:
         options: dict[str, Any] = {
             "socket_timeout": command_timeout,
@@ -114,9 +128,14 @@ class RedisHandle:
         }
         try:
             if cluster:
-                client: Any = RedisCluster.from_url(url, **options)
+                client: Any = RedisCluster.from_url(url, max_connections=max_connections, **options)
             else:
-                client = aioredis.Redis.from_url(url, **options)  # pyright: ignore[reportUnknownMemberType]
+                # A bounded pool that makes a burst wait for a free connection rather than
+                # open hundreds (or fail past redis-py's default limit).
+                pool = aioredis.BlockingConnectionPool.from_url(  # pyright: ignore
+                    url, max_connections=max_connections, timeout=command_timeout, **options
+                )
+                client = aioredis.Redis.from_pool(pool)  # the client owns (and closes) it
         except (ValueError, rexc.RedisError) as exc:
             raise BusError(f"invalid Redis URL {url!r}: {exc}") from exc
         return cls(client, cluster=cluster, reader_timeout=reader_timeout)

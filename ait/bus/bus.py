@@ -57,6 +57,8 @@ class Bus:
         cluster: True for Redis Cluster, False for one server, None to ask the server.
         command_timeout: seconds a command may take before `BusTimeoutError` (10).
         connect_timeout: seconds to connect before `BusConnectionError` (5).
+        max_connections: connections for commands (4); a burst waits for a free one. The
+            shared reader and worker queues use dedicated connections on top of these.
         on_error: called with errors met in the background (a reader reconnecting); by
             default they are logged as warnings on the `ait.bus` logger.
     """
@@ -71,6 +73,7 @@ class Bus:
         cluster: bool | None = None,
         command_timeout: float = 10.0,
         connect_timeout: float = 5.0,
+        max_connections: int = 4,
         on_error: Callable[[BaseException], None] | None = None,
         reader_keys_per_connection: int = READER_KEYS_PER_CONNECTION,
         reader_block_ms: int = READER_BLOCK_MS,
@@ -90,6 +93,9 @@ class Bus:
         self.cluster = cluster
         self.command_timeout = command_timeout
         self.connect_timeout = connect_timeout
+        if max_connections < 1:
+            raise UsageError("max_connections must be at least 1")
+        self.max_connections = max_connections
         self._on_error = on_error
         self._keys_per_connection = reader_keys_per_connection
         self._block_ms = reader_block_ms
@@ -203,6 +209,7 @@ class Bus:
             "command_timeout": self.command_timeout,
             "connect_timeout": self.connect_timeout,
             "reader_timeout": self._block_ms / 1000 + self.command_timeout,
+            "max_connections": self.max_connections,
         }
         cluster = self.cluster
         handle = RedisHandle.from_url(self.url, cluster=bool(cluster), **options)

@@ -16,11 +16,13 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, cast
 
+import anyio
+
 from ..codec import decode_invocation, encode_invocation
 from ..errors import BusError, CodecError
 from ..events import BadEntry, Invocation
 from ..ids import check_name
-from ._redis import translate_errors
+from ._redis import RawConnection, translate_errors
 
 if TYPE_CHECKING:
     from .bus import Bus
@@ -41,6 +43,7 @@ class Pool:
         self.bus = bus
         self.key = f"{bus.prefix}pool:{{{name}}}:invocations"
         self._group_ready = False
+        self._reader: RawConnection | None = None
 
     def __repr__(self) -> str:
         return f"Pool({self.name!r})"
@@ -71,13 +74,31 @@ class Pool:
         self._group_ready = True
 
     async def read(self, consumer: str, count: int, block_ms: int) -> list[QueuedInvocation]:
-        """Up to `count` new invocations for `consumer`, waiting up to `block_ms` for one."""
+        """Up to `count` new invocations for `consumer`, waiting up to `block_ms` for one.
+
+        The blocking read uses a connection of its own (not one of the command pool's);
+        `aclose()` closes it.
+        """
         await self.ensure_group()
-        reply = await self._command(
-            "read the invocation queue",
-            "XREADGROUP", "GROUP", GROUP, consumer, "COUNT", count, "BLOCK", block_ms,
-            "STREAMS", self.key, ">",
-        )  # fmt: skip
+        conn = self._reader
+        if conn is None:
+            conn = await self.bus.handle.reader_connection(self.key)
+        try:
+            with translate_errors("read the invocation queue"):
+                if self._reader is None:
+                    await conn.connect()
+                    self._reader = conn
+                await conn.send_command(
+                    "XREADGROUP", "GROUP", GROUP, consumer, "COUNT", count, "BLOCK", block_ms,
+                    "STREAMS", self.key, ">",
+                )  # fmt: skip
+                reply = await conn.read_response()
+        except BaseException:
+            # A read cut short (an error, a cancel) leaves its reply on the socket: drop it.
+            self._reader = None
+            with anyio.CancelScope(shield=True):
+                await _disconnect(conn)
+            raise
         if not reply:
             return []
         pairs: Any = reply.items() if isinstance(reply, dict) else reply  # pyright: ignore
@@ -85,6 +106,12 @@ class Pool:
         for _key, raw_entries in pairs:
             entries.extend(_decode(raw_entries))
         return entries
+
+    async def aclose(self) -> None:
+        """Close the queue reader's own connection, if open."""
+        conn, self._reader = self._reader, None
+        if conn is not None:
+            await _disconnect(conn)
 
     async def ack(self, *entry_ids: str) -> None:
         """Acknowledge entries: done with, never handed out again."""
@@ -130,6 +157,13 @@ class Pool:
 
     async def length(self) -> int:
         return int(await self._command("read the invocation queue", "XLEN", self.key))
+
+
+async def _disconnect(conn: RawConnection) -> None:
+    try:
+        await conn.disconnect(nowait=True)
+    except Exception:  # closing a broken socket may fail; it is gone either way
+        pass
 
 
 def _decode(raw_entries: Any) -> list[QueuedInvocation]:

@@ -210,6 +210,9 @@ class Subscription:
 
     async def _take(self, batch: Batch) -> None:
         """Queue a batch's entries newer than the cursor, fetching any gap before it first."""
+        if not self._ready and batch.prev == self.last_id:
+            self._ready.extend(batch.entries)  # the usual case: it follows on exactly
+            return
         cursor = entry_id_key(self.last_id)
         if entry_id_key(batch.prev) > cursor:
             self._held = batch

@@ -278,6 +278,8 @@ def wire_problem(item: object) -> str | None:
         if value is None:
             if required:
                 return f"{kind} misses {name!r}"
+            if name in event and cls.model_fields[name].default is not None:
+                return f"{kind}: {name!r} is nil; leave it out for its default"
         elif not isinstance(value, allowed) or (value == "" and name in ("id", "name", "code")):
             return f"{kind}: {name!r} has the wrong type or is empty ({value!r})"
         elif values is not None and value not in values:

@@ -99,13 +99,18 @@ def decode_or_bad(
 ) -> Event | BadEntry:
     """Like `decode_entry`, but a malformed entry comes back as a `BadEntry` in its place."""
     try:
-        return decode_entry(entry_id, fields)
-    except CodecError as exc:
+        return _decode(entry_id, fields)
+    except Exception as exc:
+        reason = (
+            exc.reason
+            if isinstance(exc, CodecError)
+            else f"undecodable entry: {type(exc).__name__}: {exc}"
+        )
         try:
             raw = _as_mapping(fields)
         except Exception:  # not even a list or mapping of fields
             raw = {}
-        return BadEntry(entry_id=entry_id, reason=exc.reason, fields=raw)
+        return BadEntry(entry_id=entry_id, reason=reason, fields=raw)
 
 
 def _as_mapping(fields: Sequence[bytes] | Mapping[bytes, bytes]) -> dict[bytes, bytes]:
@@ -118,78 +123,98 @@ def _as_mapping(fields: Sequence[bytes] | Mapping[bytes, bytes]) -> dict[bytes, 
     return {k: v for k, v in items if type(k) is bytes and type(v) is bytes}
 
 
-def _decode(entry_id: str, fields: Sequence[bytes] | Mapping[bytes, bytes]) -> Event:
-    def fail(reason: str) -> CodecError:
-        return CodecError(reason, entry_id=entry_id)
+def _fail(entry_id: str, reason: str) -> CodecError:
+    return CodecError(reason, entry_id=entry_id)
 
-    if isinstance(fields, Mapping):
+
+# Built once per type: every decoded event of a type shares one (never mutated) fields set,
+# and only the types with rules across headers pay for checking them.
+_FIELDS_SET = {cls: set(cls.model_fields) for cls, _ in _TYPES.values()}
+
+
+def _decode(entry_id: str, fields: Sequence[bytes] | Mapping[bytes, bytes]) -> Event:
+    flat = cast(list[bytes], fields) if type(fields) is list else None
+    if (
+        flat is not None
+        and len(flat) == 8
+        and flat[0] == b"v"
+        and flat[2] == b"t"
+        and flat[4] == b"h"
+        and flat[6] == b"d"
+    ):
+        # The layout every ait writer produces (with a payload): no dict to build.
+        v, t, h, d = flat[1], flat[3], flat[5], flat[7]
+    elif isinstance(fields, Mapping):
         v, t, h, d = fields.get(b"v"), fields.get(b"t"), fields.get(b"h"), fields.get(b"d")
-    elif len(fields) in (6, 8) and fields[0] == b"v" and fields[2] == b"t" and fields[4] == b"h":
-        # The layout every ait writer produces: skip building a dict.
-        v, t, h = fields[1], fields[3], fields[5]
-        d = fields[7] if len(fields) == 8 and fields[6] == b"d" else None
-        if len(fields) == 8 and d is None:
-            return _decode(entry_id, _as_mapping(fields))
     else:
-        if len(fields) % 2:
-            raise fail("odd number of field names and values")
-        return _decode(entry_id, _as_mapping(fields))
+        seq = cast(Sequence[bytes], fields)
+        if len(seq) == 6 and seq[0] == b"v" and seq[2] == b"t" and seq[4] == b"h":
+            v, t, h, d = seq[1], seq[3], seq[5], None
+        elif len(seq) % 2:
+            raise _fail(entry_id, "odd number of field names and values")
+        else:
+            return _decode(entry_id, _as_mapping(seq))
 
     if v != _VERSION:
-        raise fail(f"unknown protocol version {v!r} (this reader speaks {PROTOCOL_VERSION})")
-    known = _TYPES.get(t) if isinstance(t, bytes) else None
+        raise _fail(
+            entry_id, f"unknown protocol version {v!r} (this reader speaks {PROTOCOL_VERSION})"
+        )
+    known = _TYPES.get(t) if type(t) is bytes else None
     if known is None:
-        raise fail(f"unknown event type {t!r}")
+        raise _fail(entry_id, f"unknown event type {t!r}")
     cls, type_name = known
     if h is None:
-        raise fail("missing field 'h' (headers)")
+        raise _fail(entry_id, "missing field 'h' (headers)")
     try:
         headers: Any = _unpackb(h)
     except Exception:
-        raise fail("field 'h' is not msgpack") from None
+        raise _fail(entry_id, "field 'h' is not msgpack") from None
     if type(headers) is not dict:
-        raise fail(f"field 'h' must be a msgpack map, not {type(headers).__name__}")
+        raise _fail(entry_id, f"field 'h' must be a msgpack map, not {type(headers).__name__}")
     headers = cast(dict[Any, Any], headers)
 
     # In the models' field order, so that decoded events dump and print like built ones.
-    values: dict[str, Any] = {"extra_headers": None, "payload": None, "type": type_name}
+    values: dict[str, Any] = {"extra_headers": headers, "payload": None, "type": type_name}
+    pop = headers.pop
     for name, header, required, allowed in cls.header_table:
-        value = headers.pop(header, _ABSENT)
+        value = pop(header, _ABSENT)
         if value is _ABSENT:
             if required:
-                raise fail(f"{type_name} event misses header {header!r}")
+                raise _fail(entry_id, f"{type_name} event misses header {header!r}")
             value = None
         elif type(value) is not str or not value:
-            raise fail(f"header {header!r} must be a non-empty string, not {value!r}")
+            raise _fail(entry_id, f"header {header!r} must be a non-empty string, not {value!r}")
         elif allowed is not None and value not in allowed:
-            raise fail(f"header {header!r} is {value!r}; expected one of {sorted(allowed)}")
+            raise _fail(
+                entry_id, f"header {header!r} is {value!r}; expected one of {sorted(allowed)}"
+            )
         values[name] = value
-    for key, value in headers.items():
-        if type(key) is not str or type(value) is not str:
-            raise fail(f"header {key!r}: {value!r} is not a string pair")
+    if headers:
+        for key, value in headers.items():
+            if type(key) is not str or type(value) is not str:
+                raise _fail(entry_id, f"header {key!r}: {value!r} is not a string pair")
 
-    payload: Any = None
     if d is None:
         if cls is Output:
-            raise fail("output event misses field 'd' (its list of codec events)")
+            raise _fail(entry_id, "output event misses field 'd' (its list of codec events)")
     else:
         try:
-            payload = _unpack_payload(d)
+            payload: Any = _unpack_payload(d)
         except Exception:
-            raise fail("field 'd' is not msgpack") from None
+            raise _fail(entry_id, "field 'd' is not msgpack") from None
         if cls is Output and type(payload) is not list:
-            raise fail(f"output payload must be a list, not {type(payload).__name__}")
+            raise _fail(entry_id, f"output payload must be a list, not {type(payload).__name__}")
+        values["payload"] = payload
 
     event: Any = object.__new__(cls)
-    values["extra_headers"] = headers
-    values["payload"] = payload
     _setattr(event, "__dict__", values)
-    _setattr(event, "__pydantic_fields_set__", set(values))
+    _setattr(event, "__pydantic_fields_set__", _FIELDS_SET[cls])
     _setattr(event, "__pydantic_extra__", None)
     _setattr(event, "__pydantic_private__", None)
-    problem = event.wire_problem()
-    if problem:
-        raise fail(problem)
+    if cls.has_cross_rules:
+        problem = event.wire_problem()
+        if problem:
+            raise _fail(entry_id, problem)
     return event
 
 
