@@ -21,5 +21,5 @@ SUBSCRIBER_BUFFER_BATCHES = 256
 
 #: Longest a coalesced event may wait for its batch to be written (seconds).
 WRITER_MAX_WAIT = 0.050
-#: Under load, how long the writer gathers after a write before writing again (seconds).
-WRITER_LINGER = 0.002
+#: Under load (events much faster than this apart), the least time between writes (s).
+WRITER_LINGER = 0.005

@@ -138,6 +138,13 @@ class Wire:
         """One codec event: a text delta (plus `ts`/`seq` where a scenario times it)."""
         return {"type": "text-delta", "delta": self.tokens[i % len(self.tokens)], **extra}
 
+    def handle(self, out: ait.CoalescingWriter) -> Any:
+        """A message handle on `out` for these headers (what Run.pipe uses per delta)."""
+        h = self.headers
+        return out.message(
+            run_id=h["run-id"], message_id=h["message-id"], role=h["role"], parent=h["parent"]
+        )
+
     def output(self, payload: list[Any]) -> ait.Output:
         h = self.headers
         return ait.Output(
@@ -394,9 +401,10 @@ class Bench:
             channel = bus.channel(self.name("writer"))
             await channel.length()
             async with channel.writer() as out:
+                message = w.handle(out)
                 started = time.perf_counter()
                 for i in range(n):
-                    out.send(w.output([w.delta(i)]))
+                    message.send(w.delta(i))
                     await anyio.lowlevel.checkpoint()
                 await out.flush()
                 elapsed = time.perf_counter() - started
@@ -492,9 +500,10 @@ class Bench:
             channel = bus.channel(self.name("wlat"))
             await channel.length()
             async with channel.writer() as out:
+                message = w.handle(out)
 
                 async def send(i: int) -> None:
-                    out.send(w.output([w.delta(i, ts=time.perf_counter_ns(), seq=i)]))
+                    message.send(w.delta(i, ts=time.perf_counter_ns(), seq=i))
 
                 return await self.paced_latency(channel.key, send, self.sizes.latency_seconds)
 
@@ -836,10 +845,11 @@ class Bench:
         async with self.bus() as bus:
             channel = bus.channel(self.name("memory"))
             async with channel.writer() as out:
+                message = w.handle(out)
                 i = 0
                 for size in self.bursts():
                     for _ in range(size):
-                        out.send(w.output([w.delta(i)]))
+                        message.send(w.delta(i))
                         i += 1
                     await anyio.sleep(MEMORY_PAUSE)
                 await out.flush()
@@ -956,7 +966,8 @@ def scenarios(bench: Bench) -> list[Scenario]:
             name="writer",
             number="2",
             title=f"coalescing writer throughput, {s.writer_events:,} deltas",
-            ait_side="producer: `out.send(Output(...))` + `await anyio.lowlevel.checkpoint()` "
+            ait_side="producer: `message.send(delta)` (a `writer.message(...)` handle, as "
+            "Run.pipe uses) + `await anyio.lowlevel.checkpoint()` "
             "per delta into `channel.writer()`, then `await out.flush()`",
             raw_side="producer: append the delta dict to a list + the same checkpoint; "
             "a flusher task every 10 ms XADDs all pending deltas as ONE entry "
@@ -974,7 +985,7 @@ def scenarios(bench: Bench) -> list[Scenario]:
             number="3",
             title=f"coalescing writer latency, one delta every 5 ms ({LATENCY_RATE}/s) "
             f"for {s.latency_seconds:g} s",
-            ait_side="`out.send(Output(...))` into `channel.writer()`",
+            ait_side="`message.send(delta)` on a `channel.writer()` message handle",
             raw_side="one awaited `r.xadd` per delta",
             common="consumer: one raw XREAD BLOCK loop on its own connection (same code); "
             "latency = arrival - perf_counter_ns() taken at send",
@@ -1054,7 +1065,7 @@ def scenarios(bench: Bench) -> list[Scenario]:
             number="8",
             title=f"Redis memory per delta, {s.memory_events:,} deltas in bursts of 1-8, "
             f"{MEMORY_PAUSE * 1000:g} ms apart",
-            ait_side="`channel.writer()`: one entry per write, a write starts as soon as the "
+            ait_side="`channel.writer()` message handle: a write goes at once after a quiet spell, "
             "writer is idle, so mostly one entry per burst",
             raw_side="the 10 ms timed flusher of scenario 2: one entry per 10 ms of deltas",
             common="every entry is the full envelope (v, t, h = 4 headers with three 32-char "

@@ -12,6 +12,7 @@ from .embedded import find_redis_server as find_redis_server
 from .pool import Pool as Pool
 from .subscription import Subscription as Subscription
 from .writer import CoalescingWriter as CoalescingWriter
+from .writer import MessageOutput as MessageOutput
 
 __all__ = [
     "Bus",
@@ -19,6 +20,7 @@ __all__ = [
     "CoalescingWriter",
     "EmbeddedRedis",
     "Entry",
+    "MessageOutput",
     "Pool",
     "Retention",
     "Subscription",

@@ -1,27 +1,34 @@
-"""The coalescing writer: high-rate deltas in few entries, without adding latency when idle.
+"""The coalescing writer: high-rate deltas in few entries, without adding latency when quiet.
 
-`send()` never waits. A background task writes:
-- when idle, at once: one event, one XADD, one round trip of latency;
-- while a write is in flight, whatever arrives gathers; when the write returns, the whole
-  gathering goes out as the next write, in one round trip. Consecutive `Output` events of
-  the same message merge into one entry whose payload is the concatenated list;
-- when a write returns to find events already waiting (the producer outpaces Redis), the
-  writer lingers a little longer (`linger`, default 2 ms, never above `max_wait`) so each
-  entry carries more.
+`send()` never waits. A background task writes, keeping order:
+- after a quiet spell, at once: one event, one XADD, one round trip of latency (an LLM
+  streaming tens of tokens a second always finds the writer quiet);
+- when events come much faster than `linger` apart (5 ms by default, never above
+  `max_wait`), writes start at least `linger` apart: what arrives meanwhile goes out
+  together, in one round trip, and consecutive outputs of one message merge into one
+  entry whose payload is their list. The rate is a moving average of the gaps between
+  events, so a producer that slows down is written at once again.
 
-Order is kept. `flush()` waits for everything sent so far; `aclose()` flushes and stops.
-A failed write surfaces on the next `send()`/`flush()` as `WriteFailed`, carrying the
-events that were not written.
+For a stream of deltas of one message, `writer.message(...)` gives a handle whose
+`send(item)` queues a codec event without building an `Output` per delta: the entry's
+`Output` is built once, when it is written.
+
+`flush()` waits for everything sent so far; `aclose()` flushes and stops. A failed write
+surfaces on the next `send()`/`flush()` as `WriteFailed`, carrying the events not written.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .._constants import WRITER_LINGER, WRITER_MAX_WAIT
+from ..codec import encode_event, entry_size
+from ..codec.envelope import encode_payload
 from ..errors import BusError, CodecError, EntryTooLarge, UsageError, WriteFailed
 from ..events import Event, Output
 from ._tasks import BackgroundTasks
@@ -29,9 +36,53 @@ from ._tasks import BackgroundTasks
 if TYPE_CHECKING:
     from .channel import Channel
 
-__all__ = ["CoalescingWriter"]
+__all__ = ["CoalescingWriter", "MessageOutput"]
 
-_MERGE_LIMIT = 1024  # events in one merged entry, well under the size limit for deltas
+_monotonic = time.monotonic
+
+_MERGE_LIMIT = 1024  # codec events in one merged entry, well under the size limit for deltas
+
+
+class MessageOutput:
+    """The output of one message through a writer: queue codec events, one by one or many.
+
+    ```python
+    out = writer.message(run_id=run_id, message_id=mid, role="assistant", parent=input_id)
+    out.send({"type": "text-delta", "id": "t1", "delta": "Hel"})
+    ```
+    """
+
+    __slots__ = ("_head", "_template", "_writer")
+
+    def __init__(self, writer: CoalescingWriter, template: Output) -> None:
+        self._writer = writer
+        self._template = template
+        # v, t and h never change for one message: encode them once, not per entry.
+        self._head = encode_event(template)[:6]
+
+    @property
+    def message_id(self) -> str:
+        return self._template.message_id
+
+    def send(self, item: dict[str, Any]) -> None:
+        """Queue one codec event (a wire map) for this message. Never waits."""
+        self._writer.queue((self, item))
+
+    def extend(self, items: Iterable[dict[str, Any]]) -> None:
+        """Queue several codec events for this message, in order."""
+        for item in items:
+            self._writer.queue((self, item))
+
+    def output(self, payload: list[Any]) -> Output:
+        """The `Output` event carrying `payload` for this message."""
+        return self._template.model_copy(update={"payload": payload})
+
+    def fields(self, payload: list[Any]) -> list[bytes]:
+        """The entry fields of an `Output` carrying `payload` (as `encode_event` makes them)."""
+        return [*self._head, b"d", encode_payload(payload)]
+
+
+_Item = Event | tuple[MessageOutput, dict[str, Any]]
 
 
 class CoalescingWriter:
@@ -45,7 +96,9 @@ class CoalescingWriter:
     ```
 
     Args:
-        linger: extra gathering time under load, in seconds (default 0.002).
+        linger: when events come faster than every `linger / 2` on average, the least time
+            between the starts of two writes (default 0.005 s); at slower rates each event
+            is written at once.
         max_wait: upper bound for `linger` (default 0.05). An event also waits for the
             write in flight when it arrives (one round trip, usually well under a
             millisecond); no setting shortens that without giving up order.
@@ -59,14 +112,17 @@ class CoalescingWriter:
         self.linger = min(WRITER_LINGER if linger is None else linger, self.max_wait)
         if self.linger < 0:
             raise UsageError("linger must not be negative")
-        self._pending: list[Event] = []
-        self._sent = 0  # events accepted by send()
-        self._done = 0  # events written, or handed back in a WriteFailed
+        self._pending: list[_Item] = []
+        self._sent = 0  # items accepted
+        self._done = 0  # items written, or handed back in a WriteFailed
         self._wake = anyio.Event()
         self._progress = anyio.Event()
         self._error: WriteFailed | None = None
         self._reject_cause: Exception = CodecError("event rejected")
         self._writing = False
+        self._last_write = -1e9
+        self._last_arrival = -1e9
+        self._gap = 1.0  # seconds between events, averaged
         self._tasks = BackgroundTasks()
         self._scope: anyio.CancelScope | None = None
         self._state = "unopened"
@@ -96,6 +152,25 @@ class CoalescingWriter:
         finally:
             await self._tasks.exit()  # not under any other scope: it must nest correctly
 
+    def message(
+        self,
+        *,
+        run_id: str,
+        message_id: str,
+        role: str,
+        parent: str,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> MessageOutput:
+        """A handle that queues codec events for one message (see `MessageOutput`)."""
+        template = Output(
+            run_id=run_id,
+            message_id=message_id,
+            role=role,
+            parent=parent,
+            extra_headers=dict(extra_headers or {}),
+        )
+        return MessageOutput(self, template)
+
     def send(self, event: Event) -> None:
         """Queue `event` for writing. Never waits.
 
@@ -104,16 +179,30 @@ class CoalescingWriter:
                 event given to this call was not queued: send it again if you want it.
             UsageError: the writer is not open.
         """
-        if self._state != "open":
-            raise UsageError(f"unable to send; the writer is {self._state}")
-        self._raise_error()
-        self._pending.append(event)
+        self.queue(event)
+
+    def queue(self, item: _Item) -> None:
+        if self._state != "open" or self._error is not None:
+            self._refuse()
+        self._pending.append(item)
         self._sent += 1
+        # How fast events come: a moving average of the gaps between them.
+        now = _monotonic()
+        gap = now - self._last_arrival
+        self._last_arrival = now
+        self._gap += 0.2 * ((gap if gap < 1.0 else 1.0) - self._gap)
         if not self._writing:
             self._wake.set()
 
+    def _refuse(self) -> None:
+        if self._state != "open":
+            raise UsageError(f"unable to send; the writer is {self._state}")
+        error, self._error = self._error, None
+        assert error is not None
+        raise error
+
     async def flush(self) -> None:
-        """Wait until every event sent so far is written.
+        """Wait until everything sent so far is written.
 
         Raises:
             WriteFailed: a write failed; its events are in the error's `unsent`.
@@ -121,7 +210,9 @@ class CoalescingWriter:
         target = self._sent
         while self._done < target:
             await self._progress.wait()
-        self._raise_error()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
     async def aclose(self) -> None:
         """Flush, then stop the background task. Idempotent.
@@ -140,20 +231,19 @@ class CoalescingWriter:
             if self._scope is not None:
                 self._scope.cancel()
 
-    def _raise_error(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-
     async def _run(self) -> None:
-        loaded = False
         while True:
             await self._wake.wait()
             self._wake = anyio.Event()
             while self._pending:
                 self._writing = True
-                if loaded and self.linger:
-                    await anyio.sleep(self.linger)
+                # When events come much faster than `linger` apart, writes wait their turn
+                # and each entry carries more; at slower rates every event goes at once.
+                if self._gap < self.linger / 2:
+                    wait = self._last_write + self.linger - time.monotonic()
+                    if wait > 0:
+                        await anyio.sleep(wait)
+                self._last_write = time.monotonic()
                 batch, self._pending = self._pending, []
                 rejected: list[Event] = []
                 try:
@@ -165,38 +255,49 @@ class CoalescingWriter:
                 except BusError as exc:
                     unsent = batch + self._pending
                     self._pending = []
-                    self._error = WriteFailed(exc, unsent)
+                    self._error = WriteFailed(exc, _as_events(unsent))
                     batch = unsent
                 finally:
                     self._writing = False
                 self._done += len(batch)
                 self._progress.set()
                 self._progress = anyio.Event()
-                loaded = bool(self._pending)
 
-    def _encode(self, batch: list[Event], rejected: list[Event]) -> list[list[bytes]]:
-        """Merge runs of same-message outputs, then encode each entry.
+    def _encode(self, batch: list[_Item], rejected: list[Event]) -> list[list[bytes]]:
+        """Merge runs of one message's outputs into entries, then encode each entry.
 
         An event that cannot be encoded on its own (too large, not msgpack-able) goes to
         `rejected`; the others are written.
         """
         entries: list[list[bytes]] = []
-        run: list[Output] = []
+        group: list[Any] = []  # codec events of one message, in order
+        owner: Output | MessageOutput | None = None
 
-        def close_run() -> None:
-            if run:
-                entries.extend(self._encode_outputs(run, rejected))
-                run.clear()
+        def close() -> None:
+            nonlocal owner
+            if owner is not None:
+                entries.extend(self._encode_payload(owner, group, rejected))
+                owner = None
+                group.clear()
 
-        for event in batch:
-            if isinstance(event, Output):
-                if run and (not _same_message(run[0], event) or len(run) >= _MERGE_LIMIT):
-                    close_run()
-                run.append(event)
+        for item in batch:
+            if type(item) is tuple:
+                out, event = item
+                if owner is not out or len(group) >= _MERGE_LIMIT:
+                    close()
+                    owner = out
+                group.append(event)
+            elif isinstance(item, Output):
+                if not (isinstance(owner, Output) and _same_message(owner, item)) or (
+                    len(group) >= _MERGE_LIMIT
+                ):
+                    close()
+                    owner = item
+                group.extend(item.payload)
             else:
-                close_run()
-                entries.extend(self._encode_one(event, rejected))
-        close_run()
+                close()
+                entries.extend(self._encode_one(item, rejected))  # pyright: ignore[reportArgumentType]
+        close()
         return entries
 
     def _encode_one(self, event: Event, rejected: list[Event]) -> list[list[bytes]]:
@@ -207,18 +308,32 @@ class CoalescingWriter:
             rejected.append(event)
             return []
 
-    def _encode_outputs(self, outputs: list[Output], rejected: list[Event]) -> list[list[bytes]]:
-        if len(outputs) == 1:
-            return self._encode_one(outputs[0], rejected)
-        payload = [item for output in outputs for item in output.payload]
-        merged = outputs[0].model_copy(update={"payload": payload})
+    def _encode_payload(
+        self, owner: Output | MessageOutput, payload: list[Any], rejected: list[Event]
+    ) -> list[list[bytes]]:
         try:
-            return [self.channel.encode(merged)]
-        except (EntryTooLarge, CodecError):
-            half = len(outputs) // 2
-            return self._encode_outputs(outputs[:half], rejected) + self._encode_outputs(
-                outputs[half:], rejected
+            if isinstance(owner, MessageOutput):
+                fields = owner.fields(payload)  # no Output built: its head is encoded once
+                size = entry_size(fields)
+                if size > self.channel.bus.max_entry_bytes:
+                    raise EntryTooLarge(size, self.channel.bus.max_entry_bytes)
+                return [fields]
+            return [self.channel.encode(owner.model_copy(update={"payload": list(payload)}))]
+        except (EntryTooLarge, CodecError) as exc:
+            if len(payload) == 1:
+                self._reject_cause = exc
+                rejected.append(_output(owner, payload))
+                return []
+            half = len(payload) // 2
+            return self._encode_payload(owner, payload[:half], rejected) + self._encode_payload(
+                owner, payload[half:], rejected
             )
+
+
+def _output(owner: Output | MessageOutput, payload: list[Any]) -> Output:
+    if isinstance(owner, MessageOutput):
+        return owner.output(list(payload))
+    return owner.model_copy(update={"payload": list(payload)})
 
 
 def _same_message(a: Output, b: Output) -> bool:
@@ -229,3 +344,8 @@ def _same_message(a: Output, b: Output) -> bool:
         and a.parent == b.parent
         and a.extra_headers == b.extra_headers
     )
+
+
+def _as_events(items: list[_Item]) -> list[Event]:
+    """Items as events (a message handle's codec event becomes a one-event Output)."""
+    return [item[0].output([item[1]]) if type(item) is tuple else item for item in items]  # pyright: ignore

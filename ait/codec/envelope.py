@@ -28,6 +28,7 @@ __all__ = [
     "decode_or_bad",
     "encode_event",
     "encode_invocation",
+    "encode_payload",
     "entry_size",
 ]
 
@@ -66,6 +67,18 @@ def encode_event(event: Event) -> list[bytes]:
     except (TypeError, ValueError, OverflowError) as exc:
         raise CodecError(f"cannot encode {event.type} event as msgpack: {exc}") from None
     return fields
+
+
+def encode_payload(payload: Any) -> bytes:
+    """The `d` field of a payload (msgpack).
+
+    Raises:
+        CodecError: the payload cannot be packed.
+    """
+    try:
+        return _packb(payload)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CodecError(f"cannot encode a payload as msgpack: {exc}") from None
 
 
 def entry_size(fields: Sequence[bytes]) -> int:

@@ -131,3 +131,42 @@ async def test_lifecycle_errors(any_bus: ait.Bus, channel_name: str) -> None:
         await out.__aenter__()
     with pytest.raises(ait.UsageError):
         any_bus.channel(channel_name).writer(linger=-1)
+
+
+async def test_a_message_handle_queues_codec_events_without_events(
+    any_bus: ait.Bus, channel_name: str
+) -> None:
+    channel = any_bus.channel(channel_name)
+    async with channel.writer() as out:
+        reply = out.message(run_id="r1", message_id="a1", role="assistant", parent="m0")
+        other = out.message(run_id="r1", message_id="a2", role="assistant", parent="a1")
+        for i in range(500):
+            reply.send({"type": "text-delta", "id": "t1", "delta": f"{i} "})
+            if i % 50 == 0:
+                await anyio.lowlevel.checkpoint()
+        other.extend([{"type": "text-delta", "id": "t1", "delta": "next"}])
+        await out.flush()
+    entries = await channel.read(count=1000)
+    outputs = [e for _, e in entries if isinstance(e, ait.Output)]
+    assert len(outputs) == len(entries) < 100
+    first = [o for o in outputs if o.message_id == "a1"]
+    assert all((o.run_id, o.role, o.parent) == ("r1", "assistant", "m0") for o in first)
+    assert [p["delta"] for o in first for p in o.payload] == [f"{i} " for i in range(500)]
+    assert outputs[-1].message_id == "a2" and outputs[-1].parent == "a1"
+
+
+async def test_quiet_sends_are_written_alone_and_bursts_together(
+    any_bus: ait.Bus, channel_name: str
+) -> None:
+    channel = any_bus.channel(channel_name)
+    async with channel.writer(linger=0.005) as out:
+        for i in range(3):  # each after a quiet spell longer than linger: one entry each
+            out.send(delta(i))
+            await out.flush()
+            await anyio.sleep(0.02)
+        for i in range(3, 30):  # a burst: the first goes at once, the rest wait their turn
+            out.send(delta(i))
+        await out.flush()
+        written = out.entries_written
+    assert 3 < written <= 5
+    assert payload_items(await channel.read(count=100)) == [{"i": i} for i in range(30)]
