@@ -53,6 +53,7 @@ from .errors import EmbeddedRedisError as EmbeddedRedisError
 from .errors import EntryTooLarge as EntryTooLarge
 from .errors import InputNotFound as InputNotFound
 from .errors import InvalidName as InvalidName
+from .errors import InvokeFailed as InvokeFailed
 from .errors import NotFoundError as NotFoundError
 from .errors import PermissionDeniedError as PermissionDeniedError
 from .errors import ProviderConfigError as ProviderConfigError
@@ -114,6 +115,7 @@ __all__ = [
     "InputNotFound",
     "InvalidName",
     "Invocation",
+    "InvokeFailed",
     "Message",
     "NotFoundError",
     "Output",

@@ -15,7 +15,8 @@ AitError
 │   └── EmbeddedRedisError                the embedded redis-server could not start
 ├── RunError                              a run could not do what was asked
 │   ├── InputNotFound                     an invocation's input never showed up on the channel
-│   └── RunRejected                       the input asked `reject` and another run was active
+│   ├── RunRejected                       the input asked `reject` and another run was active
+│   └── InvokeFailed                      an input was published but no agent could be woken
 └── ProviderError                         a model provider failed (`code` names the failure)
     ├── ProviderConfigError               a bad URL, spec, missing key or model file
     ├── ProviderRequestError (also ValueError)  an invalid request, refused before any call
@@ -53,6 +54,7 @@ __all__ = [
     "EntryTooLarge",
     "InputNotFound",
     "InvalidName",
+    "InvokeFailed",
     "NotFoundError",
     "PermissionDeniedError",
     "ProviderConfigError",
@@ -215,6 +217,18 @@ class RunRejected(RunError):
     def __init__(self, run_id: str, message: str) -> None:
         self.run_id = run_id
         super().__init__(message)
+
+
+class InvokeFailed(RunError):
+    """An input was published, but waking an agent for it failed (the pool enqueue or your
+    doorbell raised; `__cause__` says why).
+
+    `active_run` is the live handle of that input: retry with `await error.active_run.invoke()`.
+    """
+
+    def __init__(self, cause: BaseException, active_run: Any) -> None:
+        self.active_run = active_run
+        super().__init__(f"the input was published, but no agent could be woken: {cause!r}")
 
 
 class ProviderError(AitError):

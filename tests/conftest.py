@@ -18,6 +18,9 @@ import ait
 from ait.ids import new_id
 from ait.testing import EmbeddedRedis, memory_bus
 
+from .network_guard import network_guard as network_guard
+from .network_guard import no_api_keys as no_api_keys
+
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:

@@ -9,6 +9,7 @@ hiredis lists go straight into the envelope decoder without an intermediate dict
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Generator
 from typing import Any, Protocol
 
@@ -50,6 +51,39 @@ def translate_errors(action: str) -> Generator[None]:
         raise BusConnectionError(f"unable to {action}: {_describe(exc)}") from exc
     except rexc.RedisError as exc:
         raise BusError(f"unable to {action}: {exc}") from exc
+
+
+class _ProbingPool(aioredis.BlockingConnectionPool):
+    """A bounded pool that makes sure a connection idle for a while still works before
+    handing it out.
+
+    After Redis restarts, every pooled connection is dead, and redis-py hands them out
+    anyway: the first command on each would fail. Retrying commands is not safe (a retried
+    XADD may write twice), so instead an idle connection is checked with PING first, and
+    replaced if it is dead. Busy connections (used within the last second) are not probed.
+    """
+
+    _PROBE_AFTER = 1.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # pyright: ignore[reportUnknownMemberType]
+        self._released: dict[Any, float] = {}
+
+    async def ensure_connection(self, connection: Any) -> None:
+        await super().ensure_connection(connection)
+        released = self._released.pop(connection, None)
+        if released is None or time.monotonic() - released < self._PROBE_AFTER:
+            return
+        try:
+            await connection.send_command("PING", check_health=False)
+            await connection.read_response()
+        except (rexc.ConnectionError, rexc.TimeoutError, OSError):
+            await connection.disconnect()
+            await connection.connect()
+
+    async def release(self, connection: Any) -> None:
+        self._released[connection] = time.monotonic()
+        await super().release(connection)
 
 
 def _describe(exc: BaseException) -> str:
@@ -122,7 +156,7 @@ class RedisHandle:
             "socket_timeout": command_timeout,
             "socket_connect_timeout": connect_timeout,
             # A retried XADD after a dropped reply could write an entry twice: fail instead
-            # and let the caller decide. Stale pooled connections are replaced at checkout.
+            # and let the caller decide. Stale pooled connections are probed at checkout.
             "retry": Retry(NoBackoff(), 0),
             "decode_responses": False,
         }
@@ -132,7 +166,7 @@ class RedisHandle:
             else:
                 # A bounded pool that makes a burst wait for a free connection rather than
                 # open hundreds (or fail past redis-py's default limit).
-                pool = aioredis.BlockingConnectionPool.from_url(  # pyright: ignore
+                pool = _ProbingPool.from_url(  # pyright: ignore
                     url, max_connections=max_connections, timeout=command_timeout, **options
                 )
                 client = aioredis.Redis.from_pool(pool)  # the client owns (and closes) it

@@ -97,6 +97,11 @@ class ActiveRun:
 
     # -- control ------------------------------------------------------------------------------
 
+    async def invoke(self, pool: str | None = None) -> None:
+        """Wake an agent for this input again (after a failed doorbell or enqueue: a write
+        that raised with `error.active_run` set published its input already)."""
+        await self.session.wake_agent(self, pool)
+
     async def cancel(self) -> None:
         """Ask the agent to stop this run; by input message id until the run id is known."""
         session = self.session

@@ -30,7 +30,14 @@ import anyio
 from ..bus import Bus, Subscription
 from ..bus._tasks import BackgroundTasks
 from ..conversation import FoldError, Tree, View
-from ..errors import AitError, CodecError, ContinuityLost, SubscriberLagged, UsageError
+from ..errors import (
+    AitError,
+    CodecError,
+    ContinuityLost,
+    InvokeFailed,
+    SubscriberLagged,
+    UsageError,
+)
 from ..events import (
     BadEntry,
     Cancel,
@@ -280,10 +287,16 @@ class ClientSession:
             if optimistic:
                 self.tree.remove_optimistic(event.event_id)
             raise
-        await self._wake_agent(active, pool)
+        try:
+            await self.wake_agent(active, pool)
+        except Exception as exc:
+            # The input is on the channel and the handle stays live: an agent woken later
+            # (`await active.invoke()`) still answers it. Hand the handle over with the error.
+            raise InvokeFailed(exc, active) from exc
         return active
 
-    async def _wake_agent(self, active: ActiveRun, pool: str | None) -> None:
+    async def wake_agent(self, active: ActiveRun, pool: str | None = None) -> None:
+        """Wake an agent for `active`'s input, as the session's `invoke` says."""
         invoke = self.invoke
         if invoke == "pool":
             await self.bus.pool(pool or self.pool).enqueue(active.to_invocation())

@@ -125,7 +125,7 @@ class ClientView(View):
         """Answer a client-side tool call: resumes the suspended run that made it."""
         payload = (
             ChatCodec.tool_error(call_id, error)
-            if error
+            if error is not None
             else ChatCodec.tool_result(call_id, output)
         )
         return await self._continue(call_id, payload, role="tool", pool=pool)

@@ -328,11 +328,14 @@ def _data(m: MessageState, e: dict[str, Any]) -> None:
 
 
 def _usage(m: MessageState, e: dict[str, Any]) -> None:
-    m.usage = {**(m.usage or {}), **{k: v for k, v in e.items() if k != "type"}}
+    m.usage = {**(m.usage or {}), **{k: v for k, v in e.items() if k != "type" and v is not None}}
 
 
 def _metrics(m: MessageState, e: dict[str, Any]) -> None:
-    m.metrics = {**(m.metrics or {}), **{k: v for k, v in e.items() if k != "type"}}
+    m.metrics = {
+        **(m.metrics or {}),
+        **{k: v for k, v in e.items() if k != "type" and v is not None},
+    }
 
 
 def _finish(m: MessageState, e: dict[str, Any]) -> None:

@@ -423,6 +423,7 @@ class Tree:
         self._runs.clear()
         self._messages.clear()
         self._run_of_message.clear()
+        self._cancels.clear()
         self.fork_targets.clear()
         self.history_complete = False
         self._growth.clear()

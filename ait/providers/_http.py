@@ -27,6 +27,7 @@ from ..errors import (
     ProviderConfigError,
     ProviderConnectionError,
     ProviderError,
+    ProviderRequestError,
     ProviderStatusError,
     ProviderStreamError,
     ProviderTimeout,
@@ -120,7 +121,14 @@ class HttpProvider:
 
     def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
         """Stream the answer to `request` (see `Provider`)."""
-        http_request = self._request(request)  # builds (and checks) before any call
+        try:
+            http_request = self._request(request)  # builds (and checks) before any call
+        except ProviderError:
+            raise
+        except (TypeError, ValueError) as exc:  # a body httpx cannot encode (lone surrogates)
+            raise ProviderRequestError(
+                f"unable to encode the request for {self.name}: {exc}", provider=self.name
+            ) from None
         return self._stream(http_request)
 
     def _request(self, request: ChatRequest) -> httpx.Request:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from typing import Any, cast
 
 import httpx
@@ -35,7 +36,7 @@ from .events import (
     Usage,
 )
 from .request import ChatMessage, ChatRequest
-from .sse import SSEDecoder
+from .sse import aiter_sse
 
 __all__ = ["AnthropicProvider"]
 
@@ -129,14 +130,13 @@ class AnthropicProvider(HttpProvider):
     async def _events(
         self, lines: AsyncIterator[bytes], watch: Stopwatch
     ) -> AsyncIterator[ProviderEvent]:
-        decoder = SSEDecoder()
         blocks: dict[int, dict[str, Any]] = {}
         prompt_tokens: int | None = None
         output_tokens: int | None = None
         stop_reason: str | None = None
         stopped = False
-        async for chunk in lines:
-            for sse in decoder.feed(chunk):
+        async with aclosing(aiter_sse(lines)) as events:
+            async for sse in events:
                 data = _parse(sse.data, self.name) if sse.data else {}
                 kind = data.get("type") or sse.event
                 if kind == "error":

@@ -36,7 +36,7 @@ import anyio.lowlevel
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectSendStream
 
-from ..errors import ProviderConfigError, ProviderError, ProviderStreamError
+from ..errors import ProviderConfigError, ProviderError, ProviderRequestError, ProviderStreamError
 from ._json import as_dict, as_list
 from .base import Stopwatch
 from .events import Finish, ProviderEvent, ToolCallEnd, ToolCallStart, Usage
@@ -58,6 +58,7 @@ class LlamaCppProvider:
         split_mode: across GPUs: 0 none, 1 layer (default of llama.cpp), 2 row.
         n_ctx: context length in tokens.
         n_threads: CPU threads for generation (llama.cpp's default when None).
+        n_threads_batch: CPU threads for prompt processing (n_threads when None).
         n_batch: prompt processing batch size.
         flash_attn: use flash attention (GPU builds).
         chat_format: a llama-cpp-python chat format; None uses the model's own template.
@@ -76,6 +77,7 @@ class LlamaCppProvider:
         split_mode: int | None = None,
         n_ctx: int = 4096,
         n_threads: int | None = None,
+        n_threads_batch: int | None = None,
         n_batch: int = 512,
         flash_attn: bool = False,
         chat_format: str | None = None,
@@ -92,6 +94,8 @@ class LlamaCppProvider:
             "main_gpu": main_gpu,
             "n_ctx": n_ctx,
             "n_threads": n_threads,
+            # Prompt processing uses every core unless told: follow n_threads when given.
+            "n_threads_batch": n_threads_batch if n_threads_batch is not None else n_threads,
             "n_batch": n_batch,
             "flash_attn": flash_attn,
             "chat_format": chat_format,
@@ -184,8 +188,8 @@ class LlamaCppProvider:
         return kwargs
 
     async def _generate(self, kwargs: dict[str, Any]) -> AsyncIterator[ProviderEvent]:
-        watch = Stopwatch()
         await self.load()
+        watch = Stopwatch()  # after loading: the queue wait is the wait for other generations
         self.waiting += 1
         try:
             await self._queue.acquire()
@@ -222,6 +226,7 @@ class LlamaCppProvider:
                 self._stop.set()  # the thread stops within one token
                 with anyio.CancelScope(shield=True):
                     await done.wait()
+                send.close()  # the thread is done with it
             for call in calls.values():
                 if not call["started"]:
                     yield ToolCallStart(id=call["id"], name=call["name"] or "unknown")
@@ -257,7 +262,9 @@ class LlamaCppProvider:
             for chunk in llm.create_chat_completion(**kwargs):
                 if self._stop.is_set():
                     break
-                if chunk["choices"] and chunk["choices"][0].get("delta", {}).get("content"):
+                choices = as_list(as_dict(chunk).get("choices"))
+                delta = as_dict(as_dict(choices[0] if choices else None).get("delta"))
+                if delta.get("content") or delta.get("tool_calls"):  # a token of text or call
                     completion += 1
                 hand_over(("chunk", chunk))
             total = int(getattr(llm, "n_tokens", 0))
@@ -278,6 +285,7 @@ def _silence(llama_cpp: Any) -> None:
     """Drop llama.cpp's own log lines (they would interleave with the application's output)."""
     global _silencer
     if _silencer is None:
+
         def drop(level: int, text: bytes, data: object) -> None:
             return None
 
@@ -288,6 +296,8 @@ def _silence(llama_cpp: Any) -> None:
 def _translate(error: BaseException, provider: str) -> ProviderError:
     if isinstance(error, ProviderError):
         return error
+    if isinstance(error, ValueError) and "context window" in str(error):
+        return ProviderRequestError(f"the prompt does not fit: {error}", provider=provider)
     return ProviderStreamError(
         f"llama.cpp failed: {type(error).__name__}: {error}", provider=provider
     )

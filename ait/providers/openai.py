@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from typing import Any, cast
 
 import httpx
@@ -38,7 +39,7 @@ from .events import (
     Usage,
 )
 from .request import ChatMessage, ChatRequest
-from .sse import SSEDecoder
+from .sse import aiter_sse
 
 __all__ = ["OpenAIProvider"]
 
@@ -51,7 +52,8 @@ class OpenAIProvider(HttpProvider):
     Args:
         model: the model id sent in each request.
         base_url: the API root (`.../v1`).
-        api_key: the bearer token; `OPENAI_API_KEY` by default, required for api.openai.com.
+        api_key: the bearer token. For api.openai.com it defaults to `OPENAI_API_KEY` (and is
+            required); another server gets a key only when you pass one.
         client: an `httpx.AsyncClient` to use (tests pass one with a MockTransport).
         timeout: seconds for connect, read and write (per chunk while streaming).
         retry: the retry policy (2 retries by default, before the first token only).
@@ -71,7 +73,13 @@ class OpenAIProvider(HttpProvider):
         retry: RetryPolicy | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        is_openai = base_url.rstrip("/") == OPENAI_URL
+        # The environment's OpenAI key goes to OpenAI only, never to another server.
+        key = (
+            api_key
+            if api_key is not None
+            else (os.environ.get("OPENAI_API_KEY") if is_openai else None)
+        )
         if not key and base_url.rstrip("/") == OPENAI_URL:
             raise ProviderConfigError(
                 "OpenAI needs an API key: pass api_key= or set OPENAI_API_KEY", provider=self.name
@@ -137,13 +145,12 @@ class OpenAIProvider(HttpProvider):
     async def _events(
         self, lines: AsyncIterator[bytes], watch: Stopwatch
     ) -> AsyncIterator[ProviderEvent]:
-        decoder = SSEDecoder()
         calls: dict[int, dict[str, Any]] = {}
         finish_reason: str | None = None
         usage: Usage | None = None
         done = False
-        async for chunk in lines:
-            for sse in decoder.feed(chunk):
+        async with aclosing(aiter_sse(lines)) as events:
+            async for sse in events:
                 if sse.data == "[DONE]":
                     done = True
                     break
@@ -156,8 +163,6 @@ class OpenAIProvider(HttpProvider):
                         watch.token()
                         yield event
                     finish_reason = choice.get("finish_reason") or finish_reason
-            if done:
-                break
         if not done and finish_reason is None:
             raise ProviderStreamError(f"{self.name} stream ended before [DONE]", provider=self.name)
         for call in calls.values():

@@ -26,7 +26,9 @@ from .base import Provider
 
 __all__ = ["ProviderRegistry", "from_spec", "smollm2_path"]
 
-_INT_OPTIONS = {"n_gpu_layers", "main_gpu", "split_mode", "n_ctx", "n_threads", "n_batch"}
+_INT_OPTIONS = {
+    "n_gpu_layers", "main_gpu", "split_mode", "n_ctx", "n_threads", "n_threads_batch", "n_batch"
+}  # fmt: skip
 _BOOL_OPTIONS = {"flash_attn", "verbose"}
 
 
@@ -102,7 +104,9 @@ def from_spec(spec: str, **overrides: Any) -> Provider:
         if kind.startswith("openai+"):
             base_url = kind[len("openai+") :] + ":" + rest
             base_url, sep, model = base_url.rpartition(":")
-            if not sep or not model or "://" not in base_url:
+            # "openai+http://host:8080/v1" (no model) would split at the port: refuse it.
+            port = model.split("/", 1)[0].isdigit()
+            if not sep or not model or "://" not in base_url or port:
                 raise ProviderConfigError(
                     f"bad model spec {spec!r}: expected openai+<base url>:<model>"
                 )

@@ -13,9 +13,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, Literal, Self, cast
+from typing import Annotated, Any, Literal, Self, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from ..conversation import Message, TextPart, ToolCallPart
 from ..errors import ProviderRequestError
@@ -31,8 +38,20 @@ __all__ = [
 ]
 
 
+def _json_object(value: dict[str, Any]) -> dict[str, Any]:
+    # Checked here, or a non-JSON value would fail later, inside a provider, as a foreign error.
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -66,7 +85,7 @@ class ToolCall(_Model):
 
     id: str = Field(min_length=1)
     name: str = Field(min_length=1)
-    arguments: dict[str, Any] = Field(default_factory=dict[str, Any])
+    arguments: JsonObject = Field(default_factory=dict[str, Any])
 
 
 class ChatMessage(_Model):
@@ -98,17 +117,19 @@ class Tool(_Model):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     description: str = ""
-    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    parameters: JsonObject = Field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
 class ResponseFormat(_Model):
     """Constrain the output: any JSON object, or JSON matching `schema`."""
 
     type: Literal["json_object", "json_schema"]
-    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    schema_: JsonObject | None = Field(default=None, alias="schema")
     name: str = "response"
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", allow_inf_nan=False, populate_by_name=True
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -173,10 +194,18 @@ class ChatRequest(_Model):
 
 def _from_message(message: Message) -> list[ChatMessage]:
     text = "".join(p.text for p in message.parts if isinstance(p, TextPart))
-    role = message.role if message.role in ("system", "user", "assistant", "tool") else "user"
+    # A `tool` message needs the call it answers; tool results live on the assistant message,
+    # so any role but these (a client may publish any) speaks as the user.
+    role = message.role if message.role in ("system", "user", "assistant") else "user"
     if role != "assistant":
         return [ChatMessage(role=role, content=text)] if text or role == "user" else []
-    calls = [p for p in message.parts if isinstance(p, ToolCallPart)]
+    # A call without an answer yet (the run is waiting for it) cannot go to a model: APIs
+    # refuse a tool call that no tool message follows.
+    calls = [
+        p for p in message.parts if isinstance(p, ToolCallPart) and _tool_result(p) is not None
+    ]
+    if not text and not calls:
+        return []  # nothing the model can read (reasoning only, cancelled at once)
     out = [
         ChatMessage(
             role="assistant",

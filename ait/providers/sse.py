@@ -12,9 +12,10 @@ for event in decoder.flush():    # a last event without its blank line
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass
 
-__all__ = ["SSEDecoder", "ServerSentEvent"]
+__all__ = ["SSEDecoder", "ServerSentEvent", "aiter_sse"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +52,11 @@ class SSEDecoder:
         """The event left when the stream ended without a final blank line (if any)."""
         events: list[ServerSentEvent] = []
         if self._buffer:
-            line, self._buffer = self._buffer, b""
-            self._line(line)
+            # A CR last in the stream ends its line: the LF it waited for will not come.
+            line, self._buffer = self._buffer.removesuffix(b"\r"), b""
+            event = self._line(line)
+            if event is not None:
+                events.append(event)
         event = self._dispatch()
         if event is not None:
             events.append(event)
@@ -107,3 +111,14 @@ class SSEDecoder:
         )
         self._event, self._data, self._id, self._retry = "", [], None, None
         return event
+
+
+async def aiter_sse(chunks: AsyncIterable[bytes]) -> AsyncGenerator[ServerSentEvent, None]:
+    """The events of a byte stream, the last one included when the stream ends without its
+    blank line (servers that close right after the last `data:` line)."""
+    decoder = SSEDecoder()
+    async for chunk in chunks:
+        for event in decoder.feed(chunk):
+            yield event
+    for event in decoder.flush():
+        yield event

@@ -1,0 +1,446 @@
+"""What a view writes and how it wakes agents: tool results and approvals that resume a
+suspended run, the three invoke modes, and writes that are refused before anything happens."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+
+import ait
+from ait.client import ClientSession
+from ait.conversation import ToolCallPart
+from ait.testing import ScriptedProvider
+
+from .helpers import Agent, Connect, ended, events, fold, serving, started, text_of, wait_for
+
+# -- client-side tools and approvals ------------------------------------------------------------
+
+
+async def items(*things: Any) -> AsyncIterator[Any]:
+    for thing in things:
+        yield thing
+
+
+def tool_call(message: ait.Message, call_id: str) -> ToolCallPart:
+    (part,) = [p for p in message.parts if isinstance(p, ToolCallPart) and p.id == call_id]
+    return part
+
+
+async def weather_agent(run: ait.Run) -> None:
+    """Asks the client for the weather (a client-side tool), then answers with it."""
+    await run.start()
+    if not run.resumed:
+        await run.pipe(
+            items(
+                "Let me look.",
+                {
+                    "type": "tool-input-available",
+                    "id": "call1",
+                    "name": "get_weather",
+                    "input": {"city": "Paris"},
+                },
+            )
+        )
+        await run.suspend()
+        return
+    conversation = await run.load_conversation()
+    call = tool_call(conversation[-1], "call1")
+    if call.state == "output-error":
+        reply = f"The tool failed: {call.error}"
+    else:
+        reply = f"It is {call.output['celsius']} degrees in {call.input['city']}."
+    result = await run.pipe(items(reply))
+    await run.end(result.reason)
+
+
+async def test_a_tool_result_resumes_the_same_run(
+    bus: ait.Bus, channel_name: str, agent: Agent, connect: Connect
+) -> None:
+    agent.handler = weather_agent
+    alice = await connect("alice")
+    bob = await connect("bob")
+    asked = await alice.view.send("weather in Paris?")
+    suspended = await ended(asked)
+    assert suspended.status == "suspended"
+    (asking,) = suspended.message_ids
+    call = tool_call(alice.view.messages[-1], "call1")
+    assert (call.name, call.state, call.input) == (
+        "get_weather",
+        "input-available",
+        {"city": "Paris"},
+    )
+
+    answered = await alice.view.send_tool_result("call1", {"celsius": 21})
+    assert answered.known_run_id == suspended.run_id  # a continuation knows its run
+    assert answered.message_id == asking  # the input amends the message that asked
+    assert await started(answered) == suspended.run_id  # resolved by the run.resume
+    pieces = await text_of(answered)
+    final = await ended(answered)
+
+    assert pieces == ["It is 21 degrees in Paris."]
+    assert final.run_id == suspended.run_id and final.status == "complete"
+    assert final.message_ids[0] == asking and len(final.message_ids) == 2
+    user, tool_message, reply = alice.view.messages
+    assert user.id == asked.message_id
+    assert tool_message.id == asking and tool_message.text == "Let me look."
+    call = tool_call(tool_message, "call1")
+    assert call.state == "output-available" and call.output == {"celsius": 21}
+    assert reply.text == "It is 21 degrees in Paris." and reply.run_id == suspended.run_id
+
+    channel = bus.channel(channel_name)
+    lifecycle = [e.type for e in await events(channel) if e.type.startswith("run.")]
+    assert lifecycle == ["run.start", "run.suspend", "run.resume", "run.end"]
+    (resume,) = await events(channel, "run.resume")
+    assert resume.input_event_id == answered.input_event_id
+    (result_input,) = [e for e in await events(channel, "input") if e.run_id is not None]
+    assert (result_input.role, result_input.message_id) == ("tool", asking)
+    # Bob, who never wrote, folds the same.
+    await wait_for(
+        lambda: [m.text for m in bob.view.messages] == [m.text for m in alice.view.messages]
+    )
+    assert tool_call(bob.view.messages[1], "call1").output == {"celsius": 21}
+
+
+async def test_a_tool_error_resumes_the_run_too(agent: Agent, connect: Connect) -> None:
+    agent.handler = weather_agent
+    alice = await connect("alice")
+    suspended = await ended(await alice.view.send("weather?"))
+    failed = await alice.view.send_tool_result("call1", error="no network")
+    final = await ended(failed)
+    assert final.run_id == suspended.run_id and final.status == "complete"
+    assert alice.view.messages[-1].text == "The tool failed: no network"
+    call = tool_call(alice.view.messages[1], "call1")
+    assert (call.state, call.error) == ("output-error", "no network")
+
+
+async def approval_agent(run: ait.Run) -> None:
+    """Asks for approval before deleting; answers how it went."""
+    await run.start()
+    if not run.resumed:
+        await run.pipe(
+            items(
+                {
+                    "type": "tool-input-available",
+                    "id": "del1",
+                    "name": "delete_files",
+                    "input": {"path": "/tmp/x"},
+                },
+                {"type": "tool-approval-request", "id": "del1"},
+            )
+        )
+        await run.suspend()
+        return
+    conversation = await run.load_conversation()
+    call = tool_call(conversation[-1], "del1")
+    if call.approval == "approved":
+        reply = "Deleted."
+    else:
+        reply = f"Not deleted ({call.approval_reason or 'no reason'})."
+    result = await run.pipe(items(reply))
+    await run.end(result.reason)
+
+
+@pytest.mark.parametrize(
+    ("approved", "reason", "expected", "state"),
+    [
+        (True, None, "Deleted.", "approved"),
+        (False, "too risky", "Not deleted (too risky).", "denied"),
+    ],
+)
+async def test_an_approval_resumes_the_same_run(
+    agent: Agent,
+    connect: Connect,
+    approved: bool,
+    reason: str | None,
+    expected: str,
+    state: str,
+) -> None:
+    agent.handler = approval_agent
+    alice = await connect("alice")
+    suspended = await ended(await alice.view.send("clean up"))
+    assert suspended.status == "suspended"
+    assert tool_call(alice.view.messages[-1], "del1").approval == "requested"
+
+    answer = await alice.view.approve("del1", approved, reason=reason)
+    assert answer.known_run_id == suspended.run_id
+    assert await started(answer) == suspended.run_id
+    final = await ended(answer)
+    assert final.status == "complete" and final.run_id == suspended.run_id
+    assert alice.view.messages[-1].text == expected
+    call = tool_call(alice.view.messages[1], "del1")
+    assert (call.approval, call.approval_reason) == (state, reason)
+
+
+async def test_cancelling_a_resumed_run_by_its_handle(
+    bus: ait.Bus, channel_name: str, agent: Agent, connect: Connect
+) -> None:
+    slow = ScriptedProvider([f"t{i} " for i in range(2000)], delay=0.002)
+
+    async def handler(run: ait.Run) -> None:
+        await run.start()
+        if not run.resumed:
+            await run.pipe(items({"type": "tool-input-available", "id": "c", "name": "f"}))
+            await run.suspend()
+            return
+        result = await run.pipe(slow.stream())
+        await run.end(result.reason)
+
+    agent.handler = handler
+    alice = await connect("alice")
+    suspended = await ended(await alice.view.send("go"))
+    resumed = await alice.view.send_tool_result("c", 1)
+    async for _ in resumed.text_stream():
+        await resumed.cancel()  # by run id: known from the start
+        break
+    final = await ended(resumed)
+    assert final.run_id == suspended.run_id and final.status == "cancelled"
+    (cancel,) = await events(bus.channel(channel_name), "cancel")
+    assert cancel.run_id == suspended.run_id
+
+
+# -- invoke modes -------------------------------------------------------------------------------
+
+
+async def test_invoke_none_publishes_without_queueing(
+    bus: ait.Bus, channel_name: str, pool_name: str, connect: Connect
+) -> None:
+    pool = bus.pool(pool_name)
+    alice = await connect("alice", invoke=None)
+    active = await alice.view.send("just a note")
+    assert await pool.length() == 0
+    (sent,) = await events(bus.channel(channel_name), "input")
+    assert sent.event_id == active.input_event_id
+    await wait_for(lambda: not alice.view.messages[0].optimistic)
+    assert active.known_run_id is None
+
+    # The pool mode (the default) queues exactly one invocation per write.
+    bob = await connect("bob")
+    queued = await bob.view.send("wake someone")
+    assert await pool.length() == 1
+    try:
+        ((_, invocation),) = await pool.read("probe", 10, 10)
+    finally:
+        await pool.aclose()  # reads hold a connection of their own
+    assert isinstance(invocation, ait.Invocation)
+    assert (invocation.channel, invocation.input_event_id) == (
+        channel_name,
+        queued.input_event_id,
+    )
+
+
+async def test_invoke_callable_is_an_http_doorbell(
+    bus: ait.Bus, channel_name: str, pool_name: str
+) -> None:
+    """A function given the invocation, as a web app would POST it to its endpoint."""
+    received: list[ait.Invocation] = []
+    provider = ScriptedProvider(["rang", " the bell"])
+
+    async with anyio.create_task_group() as tg, ait.AgentSession(bus, channel_name) as agent:
+
+        async def answer(invocation: ait.Invocation) -> None:
+            run = agent.create_run(invocation)
+            await run.start()
+            result = await run.pipe(provider.stream(await run.load_conversation()))
+            await run.end(result.reason)
+
+        async def doorbell(invocation: ait.Invocation) -> None:
+            # What the endpoint gets is JSON: make the round trip a server would.
+            received.append(ait.Invocation.from_json(invocation.model_dump_json()))
+            tg.start_soon(answer, received[-1])
+
+        async with ClientSession(
+            bus, channel_name, client_id="alice", pool=pool_name, invoke=doorbell
+        ) as alice:
+            active = await alice.view.send("ding")
+            assert received == [active.to_invocation()]
+            assert received[0].channel == channel_name
+            assert received[0].input_event_id == active.input_event_id
+            info = await ended(active)
+            assert info.status == "complete"
+            assert alice.view.messages[-1].text == "rang the bell"
+    assert await bus.pool(pool_name).length() == 0  # the pool was never used
+
+
+async def test_a_failing_doorbell_raises_but_the_input_is_on_the_channel(
+    bus: ait.Bus, channel_name: str, connect: Connect
+) -> None:
+    async def broken(invocation: ait.Invocation) -> None:
+        raise ConnectionRefusedError("the endpoint is down")
+
+    attempts: list[ait.Invocation] = []
+
+    async def recovers(invocation: ait.Invocation) -> None:
+        attempts.append(invocation)
+
+    alice = await connect("alice", invoke=broken)
+    with pytest.raises(ait.InvokeFailed) as info:
+        await alice.view.send("hello?")
+    assert isinstance(info.value.__cause__, ConnectionRefusedError)
+    (sent,) = await events(bus.channel(channel_name), "input")
+    await wait_for(
+        lambda: [(m.id, m.optimistic) for m in alice.view.messages] == [(sent.message_id, False)]
+    )
+    # The handle survives the failure: waking an agent can be tried again.
+    active = info.value.active_run
+    assert active.input_event_id == sent.event_id
+    alice.invoke = recovers
+    await active.invoke()
+    assert [a.input_event_id for a in attempts] == [sent.event_id]
+
+
+async def test_pool_per_send_routes_to_another_pool(
+    bus: ait.Bus, channel_name: str, agent: Agent, connect: Connect
+) -> None:
+    gpu = f"{agent.pool}-gpu"
+    alice = await connect("alice")  # opened outside the worker's task group: nesting
+    async with serving(bus, gpu, provider=ScriptedProvider(["from the gpu pool"])) as big:
+        default = await alice.view.send("small question")
+        routed = await alice.view.send("big question", pool=gpu)
+        first, second = await ended(default), await ended(routed)
+        assert [r.run_id for r in agent.runs] == [first.run_id]
+        assert [r.run_id for r in big.runs] == [second.run_id]
+        assert alice.tree.snapshot(second.message_ids[0]).text == "from the gpu pool"
+        assert alice.tree.snapshot(first.message_ids[0]).text == "Hello there"
+    # A session-wide pool works the same way.
+    bob = ClientSession(bus, channel_name, client_id="bob", pool=gpu)
+    assert bob.pool == gpu
+
+
+async def test_a_session_may_use_another_pool_by_default(
+    bus: ait.Bus, channel_name: str, pool_name: str, connect: Connect
+) -> None:
+    other = f"{pool_name}-b"
+    alice = await connect("alice", pool=other)
+    async with serving(bus, other, provider=ScriptedProvider(["b"])) as agent_b:
+        info = await ended(await alice.view.send("x"))
+        assert [r.run_id for r in agent_b.runs] == [info.run_id]
+    assert await bus.pool(pool_name).length() == 0
+
+
+# -- refused writes -----------------------------------------------------------------------------
+
+
+async def test_writing_after_close_is_a_usage_error(
+    bus: ait.Bus, channel_name: str, pool_name: str, agent: Agent, connect: Connect
+) -> None:
+    alice = await connect("alice")
+    active = await alice.view.send("hi")
+    info = await ended(active)
+    await alice.aclose()
+    await alice.aclose()  # idempotent
+    channel = bus.channel(channel_name)
+    before = len(await events(channel))
+    queued = await bus.pool(pool_name).length()
+
+    with pytest.raises(ait.UsageError, match="unable to send; the session is closed"):
+        await alice.view.send("too late")
+    with pytest.raises(ait.UsageError, match="unable to send; the session is closed"):
+        await alice.view.regenerate(info.message_ids[0])
+    with pytest.raises(ait.UsageError, match="unable to send; the session is closed"):
+        await alice.view.edit(active.message_id, "too late")
+    with pytest.raises(ait.UsageError, match="unable to publish; the session is closed"):
+        await alice.cancel_all()
+    with pytest.raises(ait.UsageError, match="unable to publish; the session is closed"):
+        await active.cancel()
+    with pytest.raises(ait.UsageError, match="unable to create a view; the session is closed"):
+        alice.create_view()
+    assert len(await events(channel)) == before
+    assert await bus.pool(pool_name).length() == queued
+    # Nothing was folded either.
+    assert [m.id for m in alice.view.messages] == [active.message_id, info.message_ids[0]]
+
+
+async def test_a_session_is_used_once(bus: ait.Bus, channel_name: str) -> None:
+    session = ClientSession(bus, channel_name, client_id="alice")
+    with pytest.raises(ait.UsageError, match="not open yet"):
+        _ = session.view
+    with pytest.raises(ait.UsageError, match="unable to create a view; the session is unopened"):
+        session.create_view()
+    async with session:
+        with pytest.raises(ait.UsageError, match="it is open"):
+            await session.__aenter__()
+    with pytest.raises(ait.UsageError, match="it is closed"):
+        async with session:
+            pass
+    with pytest.raises(ait.UsageError, match="client_id"):
+        ClientSession(bus, channel_name, client_id="")
+    with pytest.raises(ait.InvalidName):
+        ClientSession(bus, "no spaces here", client_id="alice")
+
+
+async def test_opening_on_a_closed_bus_is_a_usage_error(redis_url: str, channel_name: str) -> None:
+    async with ait.Bus.from_url(redis_url) as bus:
+        pass
+    with pytest.raises(ait.UsageError, match="the bus is closed"):
+        async with ClientSession(bus, channel_name, client_id="alice"):
+            pass
+
+
+async def test_an_input_over_the_size_limit_is_refused_before_anything(
+    redis_url: str, channel_name: str, pool_name: str
+) -> None:
+    async with ait.Bus.from_url(redis_url, max_entry_bytes=4096) as small:
+        channel = small.channel(channel_name)
+        async with ClientSession(small, channel_name, client_id="alice", pool=pool_name) as alice:
+            changes: list[ait.ViewChange] = []
+            alice.view.on_change(changes.append)
+            with pytest.raises(ait.EntryTooLarge) as caught:
+                await alice.view.send("x" * 10_000)
+            assert caught.value.size > 4096  # type: ignore[attr-defined]
+            assert alice.view.messages == [] and len(alice.tree) == 0
+            assert changes == []  # not even shown for a moment
+            assert await channel.length() == 0
+            assert await small.pool(pool_name).length() == 0
+            assert alice._pending == {}  # pyright: ignore[reportPrivateUsage]
+            # A write that fits still goes.
+            await alice.view.send("x" * 1000)
+            await wait_for(lambda: len(alice.tree) == 1 and not alice.view.messages[0].optimistic)
+
+
+async def test_a_payload_that_is_not_codec_events_is_refused(
+    bus: ait.Bus, channel_name: str, connect: Connect
+) -> None:
+    alice = await connect("alice", invoke=None)
+    with pytest.raises(ait.CodecError):
+        await alice.view.send([{"type": "no-such-event"}])
+    with pytest.raises(ait.CodecError):
+        await alice.view.send([{"type": "text-delta", "id": "t0"}])  # no delta
+    assert alice.view.messages == []
+    assert await bus.channel(channel_name).length() == 0
+
+
+@pytest.mark.fault
+async def test_a_failed_publish_takes_the_optimistic_message_back(
+    persistent_redis: ait.EmbeddedRedis, channel_name: str
+) -> None:
+    async with (
+        ait.Bus.from_url(persistent_redis.url, command_timeout=2, connect_timeout=1) as bus,
+        ClientSession(bus, channel_name, client_id="alice", invoke=None) as alice,
+    ):
+        kept = await alice.view.send("before the crash")
+        await wait_for(lambda: not alice.view.messages[0].optimistic)
+        shown_during: list[list[str]] = []
+        alice.view.on_change(lambda _: shown_during.append([m.id for m in alice.view.messages]))
+        persistent_redis.kill()
+        with pytest.raises(ait.BusError):
+            await alice.view.send("during the crash")
+        # It was shown optimistically for a moment, then taken back.
+        assert len(shown_during) == 2 and len(shown_during[0]) == 2
+        assert [m.id for m in alice.view.messages] == [kept.message_id]
+        assert shown_during[-1] == [kept.message_id]
+        pending = alice._pending  # pyright: ignore[reportPrivateUsage]
+        assert list(pending) == [kept.input_event_id]  # the failed one is not waited for
+        persistent_redis.start()
+        # The session recovers: the next send goes and is echoed.
+        again = await alice.view.send("after the crash")
+        await wait_for(
+            lambda: (
+                [m.id for m in alice.view.messages] == [kept.message_id, again.message_id]
+                and not alice.view.messages[-1].optimistic
+            )
+        )
+        tree = await fold(bus.channel(channel_name))
+        assert [m.text for m in ait.View(tree).messages] == ["before the crash", "after the crash"]
