@@ -279,7 +279,7 @@ class View:
         if owner is not None:
             self._displayed[owner[0]] = owner[1]
         self._visible.append(message_id)
-        if self._from_id is None:
+        if self._from_id is None and self._settled(message_id):
             self._from_id = message_id
         self._index[message_id] = len(self._shown)
         self._shown.append(message_id)
@@ -313,12 +313,20 @@ class View:
         if self._from_id is not None and self._from_id not in structure.key:
             # The oldest shown message is gone (a retracted optimistic input).
             self._from_id = next((m for m in self._shown if m in structure.key), None)
-        if self._from_id is None and visible:
-            self._from_id = visible[max(0, len(visible) - self.initial_window)]
+        if self._from_id is None:
+            # Anchor the window on the oldest of the newest `window` messages, never on an
+            # optimistic one: its place is not known until the channel echoes it, and
+            # another client's message may turn out to come before it.
+            newest = visible[max(0, len(visible) - self.initial_window) :]
+            self._from_id = next((m for m in newest if self._settled(m)), None)
         changed = self._refresh_shown() or changed
         if changed and emit:
             self._emit(ViewChange("structure", tuple(self._shown)))
         return changed
+
+    def _settled(self, message_id: str) -> bool:
+        node = self.tree.input_nodes.get(message_id)
+        return node is None or node.entry_id is not None
 
     def _refresh_shown(self) -> bool:
         key = self.structure.key

@@ -4,7 +4,6 @@ mid-stream, and a reader that folds the whole channel afresh all end with the sa
 from __future__ import annotations
 
 import anyio
-import pytest
 
 import ait
 from ait.client import ActiveRun, ClientSession
@@ -144,12 +143,6 @@ async def test_a_client_that_leaves_and_comes_back_converges(
         assert dump(later.tree) == dump(alice.tree)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ait/conversation/view.py: a view whose first shown message was its own "
-    "optimistic input anchors its window there; another client's message echoed before "
-    "it is hidden (has_older) although the window is not full",
-)
 async def test_a_message_echoed_before_the_first_optimistic_one_is_shown(
     bus: ait.Bus, channel_name: str, connect: Connect
 ) -> None:
