@@ -130,11 +130,18 @@ class _PartState:
         self.approval_reason: str | None = None
         self.data: Any = None
 
+    def _joined(self) -> str:
+        # Keep one joined chunk: a long streamed reply read after every delta stays linear.
+        chunks = self.chunks
+        if len(chunks) > 1:
+            chunks[:] = ["".join(chunks)]
+        return chunks[0] if chunks else ""
+
     def snapshot(self) -> Part:
         if self.kind == "text":
-            return TextPart(id=self.id, text="".join(self.chunks))
+            return TextPart(id=self.id, text=self._joined())
         if self.kind == "reasoning":
-            return ReasoningPart(id=self.id, text="".join(self.chunks))
+            return ReasoningPart(id=self.id, text=self._joined())
         if self.kind == "data":
             return DataPart(id=self.id, name=self.name, data=self.data)
         return ToolCallPart(
@@ -190,7 +197,13 @@ class MessageState:
         if self._last is None or key > self._last:
             self._segments.append((key, events))
             self._last = key
+            parts = self._parts
             for event in events:
+                if event["type"] == "text-delta":  # the common case, inline
+                    part = parts.get(event["id"])
+                    if part is not None and part.kind == "text":
+                        part.chunks.append(event["delta"])
+                        continue
                 _APPLY[event["type"]](self, event)
             return
         # Older than what we have: file it in order and fold everything again.

@@ -231,7 +231,7 @@ class Tree:
         if isinstance(event, BadEntry):
             self._applied.add(entry_id)
             return FoldError(entry_id, event.reason)
-        key = cast(EntryKey, entry_id_key(entry_id))
+        key = cast("EntryKey", entry_id_key(entry_id))
         try:
             problem = self._fold(entry_id, key, event)
         except Exception as exc:  # a bug here must not stop the rest of the batch
@@ -270,7 +270,7 @@ class Tree:
             self._run_of_message[event.message_id] = event.run_id
             state.role, state.run_id, state.parent = event.role, event.run_id, event.parent
             run.messages.append(event.message_id)
-        state.add(key, cast(list[dict[str, Any]], event.payload))
+        state.add(key, cast("list[dict[str, Any]]", event.payload))
         if is_new or older:
             self._order_run_messages(run)
             run.output_parent = self._messages[run.messages[0]].parent
@@ -306,7 +306,7 @@ class Tree:
         problem = _payload_problem(payload)
         if problem:
             return problem
-        events = cast(list[dict[str, Any]], payload)
+        events = cast("list[dict[str, Any]]", payload)
         if event.regenerate is not None:
             kind = "regenerate"
         elif events and all(item["type"] in AMENDMENT_TYPES for item in events):
@@ -555,15 +555,15 @@ class Tree:
 def _payload_problem(payload: object) -> str | None:
     if type(payload) is not list:
         return f"payload must be a list of codec events, not {type(payload).__name__}"
-    for item in cast(list[object], payload):
+    for item in cast("list[object]", payload):
         # The common case, checked inline: a text delta (a token).
         if type(item) is dict:
-            event = cast(dict[str, Any], item)
+            event = cast("dict[str, Any]", item)
             if event.get("type") == "text-delta":
                 part_id, delta = event.get("id"), event.get("delta")
                 if type(part_id) is str and part_id and type(delta) is str:
                     continue
-        problem = wire_problem(cast(object, item))
+        problem = wire_problem(cast("object", item))
         if problem:
             return problem
     return None
