@@ -329,7 +329,8 @@ class Run:
         """
         if self.state in ("ended", "suspended"):
             return
-        self._require_started("end")
+        if self.state != "started":
+            raise UsageError("unable to end; the run is created (call start() first)")
         if reason == "error":
             code = code or (error_code(error) if error is not None else "error")
             message = message or (str(error) if error is not None else "") or "the run failed"
@@ -354,19 +355,24 @@ class Run:
         """
         if self.state in ("ended", "suspended"):
             return
-        self._require_started("suspend")
+        if self.state != "started":
+            raise UsageError("unable to suspend; the run is created (call start() first)")
         assert self.run_id is not None
         await self._finish(RunSuspend(run_id=self.run_id, invocation_id=self.invocation_id))
         self.state = "suspended"
 
     async def _finish(self, event: RunEnd | RunSuspend) -> None:
+        # If the publish fails (Redis down), the run stays started without a writer:
+        # `end()`/`suspend()` may be called again to retry it.
         writer, self._writer = self._writer, None
         try:
             if writer is not None:
                 with anyio.CancelScope(shield=True):
                     await writer.aclose()
         finally:
-            await self.session.channel.publish_many([event], with_commands=[self._active_del()])
+            # The terminal event goes out even while the caller is being cancelled.
+            with anyio.CancelScope(shield=True):
+                await self.session.channel.publish_many([event], with_commands=[self._active_del()])
             self.session.release(self)
 
     def _require_started(self, action: str) -> CoalescingWriter:

@@ -50,6 +50,8 @@ log = logging.getLogger("ait.agent")
 
 Handler = Callable[[Run], Awaitable[None]]
 
+_END_GRACE = 5.0  # seconds stopped handlers get to end their runs before a forced cancel
+
 
 class AgentWorker:
     """Runs `handler` for every invocation of pool `pool`. See the module docstring.
@@ -102,6 +104,12 @@ class AgentWorker:
         self._busy = 0
         self._slot_freed = anyio.Event()
         self._stopping = anyio.Event()
+        # Per handler: `stop` cancels the handler's own code (shutdown, a lost lease);
+        # `guard` shields the handler task from the cancellation of `run()` so that its
+        # session (and the run's writer) stays alive to end the run, and is cancelled only
+        # as a last resort.
+        self._stops: set[anyio.CancelScope] = set()
+        self._guards: set[anyio.CancelScope] = set()
         #: Counters, for monitoring: invocations taken, runs recovered, handler failures.
         self.stats = {"taken": 0, "reclaimed": 0, "lost_ended": 0, "failed": 0, "acked": 0}
 
@@ -130,19 +138,34 @@ class AgentWorker:
         and their runs still end (`agent-shutdown`) before the cancellation propagates.
         """
         await self.pool.ensure_group()
-        async with anyio.create_task_group() as handlers:
-            try:
-                async with anyio.create_task_group() as intake:
-                    intake.start_soon(self._serve, handlers)
-                    intake.start_soon(self._reclaim_loop, handlers)
-                    await self._stopping.wait()
-                    intake.cancel_scope.cancel()
-            finally:
-                with anyio.CancelScope(shield=True), anyio.move_on_after(self.shutdown_timeout):
-                    while self._busy:
-                        self._slot_freed = anyio.Event()
-                        await self._slot_freed.wait()
-                handlers.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as handlers:
+                try:
+                    async with anyio.create_task_group() as intake:
+                        intake.start_soon(self._serve, handlers)
+                        intake.start_soon(self._reclaim_loop, handlers)
+                        await self._stopping.wait()
+                        intake.cancel_scope.cancel()
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        if self._stopping.is_set():  # graceful: handlers may finish
+                            with anyio.move_on_after(self.shutdown_timeout):
+                                await self._idle()
+                        for stop in list(self._stops):
+                            stop.cancel()  # their runs end `agent-shutdown`, entries acked
+                        with anyio.move_on_after(_END_GRACE):
+                            await self._idle()
+                    for guard in list(self._guards):
+                        guard.cancel()
+                    handlers.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.pool.aclose()  # the queue reader's own connection
+
+    async def _idle(self) -> None:
+        while self._busy:
+            self._slot_freed = anyio.Event()
+            await self._slot_freed.wait()
 
     async def _serve(self, handlers: TaskGroup) -> None:
         while True:
@@ -179,45 +202,62 @@ class AgentWorker:
         )
 
     async def _handle(self, entry_id: str, invocation: Invocation, reclaimed: bool) -> None:
+        guard, stop = anyio.CancelScope(shield=True), anyio.CancelScope()
+        self._guards.add(guard)
+        self._stops.add(stop)
+        lost = False
+
+        async def renew() -> None:
+            nonlocal lost
+            await self._renew(entry_id)  # returns when another worker took the entry
+            lost = True
+            stop.cancel()
+
+        failed = False
         try:
-            with anyio.CancelScope() as scope:
+            with guard:
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._renew, entry_id, scope)
+                    tg.start_soon(renew)
                     try:
-                        if reclaimed and not await self._recover(invocation):
-                            return
-                        await self._answer(invocation)
+                        # A reclaimed invocation whose run is settled is just acknowledged.
+                        if not reclaimed or await self._recover(invocation):
+                            await self._answer(invocation, stop)
+                    except BusError as exc:  # caught here: the task group would wrap it
+                        failed = True
+                        self.report(exc)  # unacknowledged: a worker reclaims it after the lease
                     finally:
                         tg.cancel_scope.cancel()
-            await self._ack(entry_id)
+            if not (lost or failed or guard.cancel_called):
+                await self._ack(entry_id)
         except BusError as exc:
-            self.report(exc)  # left unacknowledged: another worker (or we) will reclaim it
+            self.report(exc)  # the acknowledgement failed: the entry will be reclaimed
         finally:
+            self._guards.discard(guard)
+            self._stops.discard(stop)
             self._busy -= 1
             self._slot_freed.set()
 
-    async def _answer(self, invocation: Invocation) -> None:
+    async def _answer(self, invocation: Invocation, stop: anyio.CancelScope) -> None:
         async with AgentSession(self.bus, invocation.channel, **self.session_options) as session:
             run = session.create_run(invocation)
-            try:
-                await self.handler(run)
-            except (InputNotFound, RunRejected) as exc:
-                self.report(exc)
-            except Exception as exc:
-                self.stats["failed"] += 1
-                self.report(exc)
-                if run.state == "started":
-                    await run.end("error", error=exc)
-            except anyio.get_cancelled_exc_class():
-                if run.state == "started":
-                    with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                        await run.end("error", code="agent-shutdown", message="the agent stopped")
-                raise
-            else:
-                if run.state == "started":
-                    await run.end("complete")
+            with stop:
+                try:
+                    await self.handler(run)
+                except (InputNotFound, RunRejected) as exc:
+                    self.report(exc)
+                except Exception as exc:
+                    self.stats["failed"] += 1
+                    self.report(exc)
+                    if run.state == "started":
+                        await run.end("error", error=exc)
+                else:
+                    if run.state == "started":
+                        await run.end("complete")
+            if run.state == "started":  # the worker stopped the handler
+                await run.end("error", code="agent-shutdown", message="the agent stopped")
 
-    async def _renew(self, entry_id: str, handler: anyio.CancelScope) -> None:
+    async def _renew(self, entry_id: str) -> None:
+        """Renew the lease of `entry_id` until another worker took it over, then return."""
         while True:
             await anyio.sleep(self.lease / 3)
             try:
@@ -227,7 +267,6 @@ class AgentWorker:
                 continue
             if entry_id not in held:
                 self.report(AitError(f"lost the lease of {entry_id}: another worker took it"))
-                handler.cancel()
                 return
 
     async def _ack(self, entry_id: str) -> None:

@@ -90,13 +90,6 @@ async def test_redis_killed_and_restarted_mid_stream(
 
 
 @pytest.mark.fault
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="ait/agent: a run whose run.end publish failed (Redis down) cannot be ended again "
-    "(Run._finish drops its writer first: 'unable to end; the run is started'), and "
-    "AgentWorker._answer lets that UsageError escape, which kills worker.run()",
-)
 async def test_the_worker_survives_a_redis_outage(
     persistent_redis: ait.EmbeddedRedis, channel_name: str
 ) -> None:
