@@ -202,8 +202,9 @@ class InputNotFound(RunError):
         self.input_event_id = input_event_id
         self.timeout = timeout
         super().__init__(
-            f"input event {input_event_id!r} did not show up on channel {channel!r} within "
-            f"{timeout:g} s; nothing was published (was it published to this channel?)"
+            f"input event {input_event_id!r} was not found on channel {channel!r}: not in its "
+            f"recent history, and it did not arrive within {timeout:g} s; nothing was "
+            "published (was it published to this channel? trimmed by retention?)"
         )
 
 

@@ -115,6 +115,7 @@ class Run:
         self._cancelled = anyio.Event()
         self._writer: CoalescingWriter | None = None
         self._last_message_id: str | None = None
+        self._started_at: int | None = None
 
     def __repr__(self) -> str:
         return f"Run({self.run_id or '?'}, {self.state}, channel={self.invocation.channel!r})"
@@ -164,7 +165,9 @@ class Run:
         if self.state != "created":
             raise UsageError(f"unable to start; the run is {self.state}")
         session = self.session
-        entry_id, event = await session.find_input(self.invocation.input_event_id)
+        entry_id, event = await session.find_input(
+            self.invocation.input_event_id, queued_at=self.invocation.enqueued_at
+        )
         await session.catch_up()  # cancels sent before now are held before the run adopts them
         self.input, self.input_entry_id = event, entry_id
         continuation = event.run_id is not None
@@ -383,15 +386,24 @@ class Run:
 
     def _active_set(self) -> list[Any]:
         assert self.input is not None and self.run_id is not None
+        if self._started_at is None:
+            self._started_at = math.floor(time.time() * 1000)
         record = {
             "input-event-id": self.input.event_id,
             "input-message-id": self.input.message_id,
             "client-id": self.input.client_id,
             "invocation-id": self.invocation_id,
-            "started-at": math.floor(time.time() * 1000),
+            "started-at": self._started_at,
+            # Refreshed by the session while the run lives: a record that stops being
+            # refreshed belongs to an agent that died outside any worker.
+            "alive-at": math.floor(time.time() * 1000),
         }
         packed = _pack(record)
         return ["HSET", self.session.active_key, self.run_id, packed]
+
+    def active_record(self) -> list[Any]:
+        """The HSET command that (re)records this run in the channel's active hash."""
+        return self._active_set()
 
     def _active_del(self) -> list[Any]:
         return ["HDEL", self.session.active_key, self.run_id]

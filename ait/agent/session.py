@@ -25,7 +25,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import msgpack  # pyright: ignore[reportMissingTypeStubs]
@@ -59,7 +59,10 @@ __all__ = ["AgentSession"]
 
 log = logging.getLogger("ait.agent")
 
-_SCAN_ENTRIES = 2_000  # how far back start() looks for an input outside the rewind window
+# How far back start() looks for an input outside the rewind window: this many entries,
+# or (for a queued invocation) back to a minute before it was queued.
+_SCAN_ENTRIES = 20_000
+_SCAN_MARGIN_MS = 60_000
 
 
 class AgentSession:
@@ -77,6 +80,8 @@ class AgentSession:
         interrupt_timeout: how long an `interrupt` input waits for the runs it cancelled.
         enqueue_timeout: how long an `enqueue` input waits for active runs to end.
         agent_id: names this agent in the cancels it publishes (`interrupt`).
+        heartbeat: seconds between refreshes of this session's runs in the channel's active
+            hash; a run not refreshed for three heartbeats no longer counts as active.
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class AgentSession:
         interrupt_timeout: float = 10.0,
         enqueue_timeout: float = 600.0,
         agent_id: str | None = None,
+        heartbeat: float = 10.0,
     ) -> None:
         self.bus = bus
         self.channel = bus.channel(check_name("channel", channel))
@@ -102,6 +108,7 @@ class AgentSession:
         self.interrupt_timeout = interrupt_timeout
         self.enqueue_timeout = enqueue_timeout
         self.agent_id = agent_id or new_id()[:12]
+        self.heartbeat = heartbeat
         self.tasks = BackgroundTasks()
         self._state = "unopened"
         self._sub: Subscription | None = None
@@ -131,6 +138,7 @@ class AgentSession:
             raise
         self._state = "open"
         self.tasks.start(self._route, name=f"ait agent session {self.channel.name}")
+        self.tasks.start(self._heartbeat, name=f"ait agent heartbeat {self.channel.name}")
         return self
 
     async def __aexit__(
@@ -235,14 +243,19 @@ class AgentSession:
 
     # -- for runs -----------------------------------------------------------------------------
 
-    async def find_input(self, event_id: str) -> tuple[str, Input]:
+    async def find_input(self, event_id: str, *, queued_at: int | None = None) -> tuple[str, Input]:
         """The input with this event id: seen live, replayed, found in recent history, or
-        waited for up to `input_timeout`."""
+        waited for up to `input_timeout`.
+
+        Args:
+            queued_at: when its invocation was queued (ms): the search of history stops a
+                minute before (the input was published before it was queued).
+        """
         waiter = self._input_waiters.setdefault(event_id, anyio.Event())
         try:
             found = self._inputs.get(event_id)
             if found is None:
-                found = await self._scan_for_input(event_id)
+                found = await self._scan_for_input(event_id, queued_at)
             if found is None:
                 with anyio.move_on_after(self.input_timeout):
                     await waiter.wait()
@@ -272,17 +285,20 @@ class AgentSession:
         finally:
             self._catching_up -= 1
 
-    async def _scan_for_input(self, event_id: str) -> tuple[str, Input] | None:
+    async def _scan_for_input(
+        self, event_id: str, queued_at: int | None
+    ) -> tuple[str, Input] | None:
+        floor = queued_at - _SCAN_MARGIN_MS if queued_at is not None else None
         before: str | None = None
         scanned = 0
-        while scanned < _SCAN_ENTRIES:
+        while floor is not None or scanned < _SCAN_ENTRIES:
             page = await self.channel.history(before, limit=500)
             for entry_id, event in reversed(page):
                 if isinstance(event, Input) and event.event_id == event_id:
                     self._remember_input(entry_id, event)
                     return entry_id, event
             scanned += len(page)
-            if len(page) < 500:
+            if len(page) < 500 or (floor is not None and entry_id_key(page[0][0])[0] < floor):
                 return None
             before = page[0][0]
         return None
@@ -335,16 +351,46 @@ class AgentSession:
             run.request_cancel(request)
 
     async def active_runs(self) -> dict[str, dict[str, Any]]:
-        """Runs active on the channel now (any agent), by run id."""
-        reply = await self.bus.handle.client.hgetall(self.active_key)
+        """Runs active on the channel now (any agent), by run id.
+
+        A record not refreshed for three heartbeats belongs to an agent that died outside a
+        worker (a worker's crash recovery ends such runs itself): it is left out, and
+        removed.
+        """
+        client = self.bus.handle.client
+        reply = await client.hgetall(self.active_key)
         runs: dict[str, dict[str, Any]] = {}
+        stale: list[Any] = []
+        oldest = (time.time() - 3 * self.heartbeat) * 1000
         for raw_id, raw in reply.items():
             try:
-                record: Any = msgpack.unpackb(raw)  # pyright: ignore
+                unpacked: object = msgpack.unpackb(raw)  # pyright: ignore
             except Exception:
-                record = {}
-            runs[raw_id.decode()] = record if isinstance(record, dict) else {}
+                unpacked = {}
+            record = cast(dict[str, Any], unpacked) if isinstance(unpacked, dict) else {}
+            alive = record.get("alive-at") or record.get("started-at") or 0
+            if isinstance(alive, int | float) and alive < oldest:
+                stale.append(raw_id)
+                continue
+            runs[raw_id.decode()] = record
+        if stale:
+            await client.hdel(self.active_key, *stale)
         return runs
+
+    async def _heartbeat(self) -> None:
+        """Refresh the active-hash records of this session's live runs."""
+        while True:
+            await anyio.sleep(self.heartbeat)
+            live = [run for run in self._runs if run.state == "started"]
+            if not live:
+                continue
+            try:
+                pipe = self.bus.handle.client.pipeline(transaction=False)
+                for run in live:
+                    pipe.execute_command(*run.active_record())
+                await pipe.execute()
+            except Exception as exc:  # Redis away: the next beat tries again
+                self.report(AitError(f"unable to refresh the active runs: {exc}"))
 
     async def apply_multitask(self, run: Run, policy: Multitask) -> None:
         """Make way for `run` as its input asked, before it starts."""

@@ -32,6 +32,20 @@ __all__ = ["GROUP", "Pool", "QueuedInvocation"]
 GROUP = "workers"
 
 QueuedInvocation = tuple[str, Invocation | BadEntry]
+
+# Renew only what the consumer still holds: XCLAIM with min-idle 0 alone would take an
+# entry back from the worker that reclaimed it.
+_RENEW = """
+local held = {}
+for i = 3, #ARGV do
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if pending[1] and pending[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    table.insert(held, ARGV[i])
+  end
+end
+return held
+"""
 """A queue entry: its id and the invocation (or why it could not be decoded)."""
 
 
@@ -119,14 +133,18 @@ class Pool:
             await self._command("acknowledge invocations", "XACK", self.key, GROUP, *entry_ids)
 
     async def renew(self, consumer: str, *entry_ids: str) -> list[str]:
-        """Reset the idle time of entries `consumer` holds (its lease); return those it still
-        holds (an entry another worker reclaimed is not renewed)."""
+        """Reset the idle time of entries `consumer` still holds (its lease); return them.
+
+        Atomic (a Lua script): an entry another worker took over in the meantime stays
+        with that worker, so a worker paused past its lease learns it lost the entry
+        instead of taking it back.
+        """
         if not entry_ids:
             return []
-        reply = await self._command(
-            "renew invocation leases",
-            "XCLAIM", self.key, GROUP, consumer, 0, *entry_ids, "JUSTID",
-        )  # fmt: skip
+        with translate_errors("renew invocation leases"):
+            reply = await self.bus.handle.client.eval(
+                _RENEW, 1, self.key, GROUP, consumer, *entry_ids
+            )
         held: list[Any] = list(reply or [])
         return [raw.decode() if isinstance(raw, bytes) else str(raw) for raw in held]
 

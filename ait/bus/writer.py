@@ -120,6 +120,8 @@ class CoalescingWriter:
         self._error: WriteFailed | None = None
         self._reject_cause: Exception = CodecError("event rejected")
         self._writing = False
+        self._stopped = False
+        self._inflight: list[_Item] = []
         self._last_write = -1e9
         self._last_arrival = -1e9
         self._gap = 1.0  # seconds between events, averaged
@@ -209,7 +211,15 @@ class CoalescingWriter:
         """
         target = self._sent
         while self._done < target:
-            await self._progress.wait()
+            if self._stopped:
+                # Cut mid-write, the batch in flight may or may not be on the stream.
+                unsent = _as_events(self._inflight + self._pending)
+                self._inflight, self._pending = [], []
+                self._done = self._sent
+                stopped = UsageError("the writer's task was stopped before writing")
+                raise WriteFailed(stopped, unsent)
+            progress = self._progress
+            await progress.wait()
         if self._error is not None:
             error, self._error = self._error, None
             raise error
@@ -232,6 +242,14 @@ class CoalescingWriter:
                 self._scope.cancel()
 
     async def _run(self) -> None:
+        try:
+            await self._serve()
+        finally:
+            # Stopped (closed, or cancelled from outside): nobody waits on a dead writer.
+            self._stopped = True
+            self._progress.set()
+
+    async def _serve(self) -> None:
         while True:
             await self._wake.wait()
             self._wake = anyio.Event()
@@ -245,6 +263,7 @@ class CoalescingWriter:
                         await anyio.sleep(wait)
                 self._last_write = time.monotonic()
                 batch, self._pending = self._pending, []
+                self._inflight = batch
                 rejected: list[Event] = []
                 try:
                     entries = self._encode(batch, rejected)
@@ -259,6 +278,7 @@ class CoalescingWriter:
                     batch = unsent
                 finally:
                     self._writing = False
+                self._inflight = []
                 self._done += len(batch)
                 self._progress.set()
                 self._progress = anyio.Event()

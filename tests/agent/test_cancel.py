@@ -32,10 +32,13 @@ from .helpers import (
     wait_for_event,
 )
 
+# A session always runs two tasks: its router and its heartbeat.
+PERMANENT_TASKS = 2
+
 
 def background_tasks(session: ait.AgentSession) -> int:
-    """The session's background tasks still running (the router is always one of them)."""
-    return len(session.tasks._scopes)  # pyright: ignore[reportPrivateUsage]
+    """The session's background tasks still running besides the permanent ones."""
+    return len(session.tasks._scopes) - PERMANENT_TASKS  # pyright: ignore[reportPrivateUsage]
 
 
 async def pipe_ticker(run: ait.Run, ticker: Ticker) -> ait.PipeResult:
@@ -101,7 +104,7 @@ async def test_a_cancel_before_start_is_held_and_honoured_at_start(
         clock = Clock()
         result = await answer(run, provider)
         elapsed = clock.elapsed()
-        assert background_tasks(session) == 1
+        assert background_tasks(session) == 0
     finally:
         await session.__aexit__(None, None, None)
     assert result.reason == "cancelled"
@@ -151,7 +154,7 @@ async def test_cancel_by_each_scope(bus: ait.Bus, channel_name: str, by: str) ->
             await cancel(channel, **target)
             with anyio.fail_after(2):
                 await handler.done.wait()
-        assert background_tasks(session) == 1  # no writer, no cancel task left behind
+        assert background_tasks(session) == 0  # no writer, no cancel task left behind
     assert handler.result is not None and handler.result.reason == "cancelled"
     assert handler.ticker.closed
     await assert_cancelled_on_the_wire(channel, handler.run)
@@ -476,7 +479,7 @@ async def test_task_cancellation_propagates_out_of_pipe(bus: ait.Bus, channel_na
         _, other = await publish_input(channel, "again")
         again = await answer(session.create_run(invocation(channel, other)), ScriptedProvider())
         assert again.reason == "complete"
-        assert background_tasks(session) == 1
+        assert background_tasks(session) == 0
     assert errors == []
     assert await events(channel, "cancel") == []
     ends = await run_ends(channel)

@@ -170,3 +170,25 @@ async def test_quiet_sends_are_written_alone_and_bursts_together(
         written = out.entries_written
     assert 3 < written <= 5
     assert payload_items(await channel.read(count=100)) == [{"i": i} for i in range(30)]
+
+
+async def test_a_writer_whose_task_was_cancelled_does_not_hang_its_flush(
+    any_bus: ait.Bus, channel_name: str
+) -> None:
+    from ait.bus._tasks import BackgroundTasks
+
+    tasks = BackgroundTasks()
+    await tasks.enter()
+    try:
+        out = any_bus.channel(channel_name).writer()
+        out.start_in(tasks)
+        tasks.stop()  # the owner of the task went away
+        await anyio.sleep(0.05)  # the writer's task has ended
+        out.send(delta(1))
+        with anyio.fail_after(2), pytest.raises(ait.WriteFailed) as info:
+            await out.flush()
+        assert info.value.unsent == [delta(1)]
+        with anyio.fail_after(2):
+            await out.aclose()
+    finally:
+        await tasks.exit()

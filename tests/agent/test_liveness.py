@@ -1,0 +1,88 @@
+"""Liveness across processes: heartbeats in the active hash, atomic lease renewal."""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import msgpack
+import pytest
+
+import ait
+from ait.ids import new_id
+
+from .helpers import invocation, publish_input, raises, slow
+
+
+async def test_a_ghost_in_the_active_hash_does_not_block_new_runs(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    """A run recorded by an agent that died outside any worker stops counting once its
+    record is three heartbeats old: a `reject` input is not rejected because of it."""
+    channel = bus.channel(channel_name)
+    ghost = msgpack.packb(
+        {"input-event-id": "gone", "started-at": 1, "alive-at": int(time.time() * 1000) - 60_000}
+    )
+    await bus.handle.client.hset(channel.key_for("active"), "ghost-run", ghost)
+    async with ait.AgentSession(bus, channel_name, heartbeat=10.0) as session:
+        assert "ghost-run" not in await session.active_runs()
+        assert await bus.handle.client.hexists(channel.key_for("active"), "ghost-run") == 0
+        _, event = await publish_input(channel, multitask="reject")
+        run = session.create_run(invocation(channel, event))
+        await run.start()  # not RunRejected
+        await run.end()
+
+
+async def test_a_live_run_keeps_its_record_fresh_and_blocks_reject(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    channel = bus.channel(channel_name)
+    async with ait.AgentSession(bus, channel_name, heartbeat=0.2) as session:
+        _, first = await publish_input(channel)
+        active = session.create_run(invocation(channel, first))
+        await active.start()
+        await anyio.sleep(1.0)  # five heartbeats: far past 3 x 0.2 s without a refresh
+        assert active.run_id in await session.active_runs()
+        _, second = await publish_input(channel, multitask="reject")
+        rejected = session.create_run(invocation(channel, second))
+        await raises(ait.RunRejected, rejected.start())
+        await active.end()
+        assert await session.active_runs() == {}
+
+
+async def test_a_worker_that_lost_its_lease_cannot_renew_it_back(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    pool = bus.pool(f"lease-{new_id()[:10]}")
+    entry = await pool.enqueue(ait.Invocation(channel=channel_name, input_event_id="e1"))
+    assert [i for i, _ in await pool.read("slow-worker", 1, 10)] == [entry]
+    try:
+        assert await pool.renew("slow-worker", entry) == [entry]
+        await anyio.sleep(0.05)
+        # The slow worker was paused past its lease: another one reclaims the entry.
+        assert [i for i, _ in await pool.claim_idle("rescuer", 10)] == [entry]
+        assert await pool.renew("slow-worker", entry) == []  # it learns it lost it
+        assert await pool.renew("rescuer", entry) == [entry]
+        assert await pool.renew("nobody", "0-1") == []
+    finally:
+        await pool.aclose()
+
+
+@pytest.mark.parametrize("policy", ["reject", "enqueue"])
+async def test_policies_ignore_runs_of_a_closed_session_that_ended_them(
+    bus: ait.Bus, channel_name: str, policy: str
+) -> None:
+    channel = bus.channel(channel_name)
+    async with ait.AgentSession(bus, channel_name) as first_agent:
+        _, event = await publish_input(channel)
+        run = first_agent.create_run(invocation(channel, event))
+        await run.start()
+        await run.pipe(slow(3).stream())
+    # Closing the session ended the open run (agent-stopped): nothing is active.
+    async with ait.AgentSession(bus, channel_name) as second_agent:
+        assert await second_agent.active_runs() == {}
+        _, later = await publish_input(channel, multitask=policy)
+        fresh = second_agent.create_run(invocation(channel, later))
+        with anyio.fail_after(5):
+            await fresh.start()
+        await fresh.end()
