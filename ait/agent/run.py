@@ -35,7 +35,6 @@ from ..events import (
     Cancel,
     Input,
     Invocation,
-    Output,
     RunEnd,
     RunEndReason,
     RunResume,
@@ -268,12 +267,8 @@ class Run:
         finished = False
         error: BaseException | None = None
 
-        def send(events: list[dict[str, Any]]) -> None:
-            writer.send(
-                Output(
-                    run_id=run_id, message_id=message_id, role=role, parent=parent, payload=events
-                )
-            )
+        # One handle per message: each delta is queued as it is, its Output built per entry.
+        send = writer.message(run_id=run_id, message_id=message_id, role=role, parent=parent).extend
 
         async with anyio.create_task_group() as tg:
 
