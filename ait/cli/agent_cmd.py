@@ -7,6 +7,7 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import parse_qsl
 
 import anyio
 
@@ -14,13 +15,20 @@ from ..agent import AgentWorker, Run
 from ..errors import AitError, ProviderConfigError
 from ..providers import ChatRequest, Finish, Provider, from_spec
 from ..providers.llama import LlamaCppProvider
+from ..testing import ScriptedProvider
 from ._common import Style, fail, open_bus, resolve_redis
 
 __all__ = ["agent_command", "load_provider", "make_handler"]
 
 
 async def load_provider(spec: str, style: Style) -> Provider:
-    """The provider of a spec, its model loaded (with progress), or a clear failure."""
+    """The provider of a spec, its model loaded (with progress), or a clear failure.
+
+    Besides the specs of `ait.providers.from_spec`, `scripted:TEXT[?delay=SECONDS]` plays
+    TEXT word by word (no model: for trying things out and for tests).
+    """
+    if spec.startswith("scripted:"):
+        return _scripted(spec)
     try:
         provider = from_spec(spec)
     except ProviderConfigError as exc:
@@ -34,6 +42,21 @@ async def load_provider(spec: str, style: Style) -> Provider:
             fail(str(exc), 2)
         style.out(f"done in {time.monotonic() - began:.1f} s")
     return provider
+
+
+def _scripted(spec: str) -> Provider:
+    text, _, query = spec[len("scripted:") :].partition("?")
+    delay = 0.0
+    for key, value in parse_qsl(query):
+        if key != "delay":
+            fail(f"bad model spec {spec!r}: scripted takes only delay=SECONDS", 2)
+        try:
+            delay = float(value)
+        except ValueError:
+            fail(f"bad model spec {spec!r}: delay={value!r} is not a number", 2)
+    words = text.split(" ") if text else ["Hello", "from", "a", "script."]
+    tokens = [words[0], *(" " + word for word in words[1:])]
+    return ScriptedProvider(tokens, delay=delay)
 
 
 def make_handler(

@@ -6,12 +6,19 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import anyio
+import anyio.lowlevel
+
+from ..providers import Finish, Metrics, ProviderEvent, TextDelta, Usage
+from ..providers.base import Stopwatch
 
 __all__ = ["ScriptedProvider"]
 
 
 class ScriptedProvider:
     """Plays a script instead of calling a model, so tests of agents are fast and exact.
+
+    It is a `Provider`: it streams `TextDelta` events, then a `Finish` with usage and
+    timings, like a real model would.
 
     ```python
     provider = ScriptedProvider(["Hel", "lo"], delay=0.01)
@@ -40,6 +47,8 @@ class ScriptedProvider:
         error: BaseException | None = None,
         finish_reason: str = "stop",
     ) -> None:
+        self.name = "scripted"
+        self.model = "scripted"
         self.tokens = tokens
         self.delay = delay
         self.first_token_delay = first_token_delay
@@ -50,15 +59,16 @@ class ScriptedProvider:
         self.emitted = 0
         self.closed = False
 
-    def stream(self, request: Any = None) -> AsyncIterator[Any]:
-        """The scripted stream for `request`: text pieces, then a `finish` event."""
+    def stream(self, request: Any = None) -> AsyncIterator[ProviderEvent]:
+        """The scripted stream for `request`: text deltas, then a `Finish` event."""
         self.requests.append(request)
         tokens = self.tokens(request) if callable(self.tokens) else self.tokens
         return self._play(list(tokens))
 
-    async def _play(self, tokens: list[str]) -> AsyncIterator[Any]:
+    async def _play(self, tokens: list[str]) -> AsyncIterator[ProviderEvent]:
         self.emitted = 0
         self.closed = False
+        watch = Stopwatch()
         try:
             if self.first_token_delay:
                 await anyio.sleep(self.first_token_delay)
@@ -70,10 +80,13 @@ class ScriptedProvider:
                 else:
                     await anyio.lowlevel.checkpoint()
                 self.emitted += 1
-                yield token
+                watch.token()
+                yield TextDelta(text=token)
             if self.fail_after is not None and self.fail_after >= len(tokens):
                 raise self.error or RuntimeError("scripted provider failure")
-            yield {"type": "finish", "finish_reason": self.finish_reason, "status": "complete"}
+            usage = Usage(prompt_tokens=0, completion_tokens=len(tokens))
+            metrics: Metrics = watch.metrics(None, len(tokens))
+            yield Finish(reason=self.finish_reason, usage=usage, metrics=metrics)
         except GeneratorExit:
             self.closed = True
             raise

@@ -89,9 +89,11 @@ async def test_events_are_the_codec_events_of_the_run_ending_with_finish(
     (message_id,) = info.message_ids
     assert {o.message_id for o in outputs} == {message_id}
     kinds = [o.event["type"] for o in outputs]
-    assert kinds == ["text-delta"] * len(TOKENS) + ["finish"]
+    # The provider's Finish carries usage and timings before the message's finish.
+    assert kinds == ["text-delta"] * len(TOKENS) + ["usage", "metrics", "finish"]
     assert outputs[-1].event["status"] == "complete"
-    assert [o.event["delta"] for o in outputs[:-1]] == list(TOKENS)
+    assert outputs[-3].event["completion_tokens"] == len(TOKENS)
+    assert [o.event["delta"] for o in outputs[: len(TOKENS)]] == list(TOKENS)
 
 
 async def test_streams_read_late_or_twice_still_start_at_the_beginning(
