@@ -34,6 +34,25 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(autouse=True)
+def blockbuster(request: pytest.FixtureRequest) -> Iterator[None]:
+    """In async tests, a blocking call on the event loop's thread fails the test."""
+    if not inspect.iscoroutinefunction(getattr(request, "function", None)):
+        yield
+        return
+    from blockbuster import blockbuster_ctx
+
+    with blockbuster_ctx("ait") as buster:
+        # Known, harmless blocking inside dependencies (a version lookup per connection).
+        # And setup-time checks of ours that look at files (a model path, the SmolLM2
+        # package): called once when a provider is configured, not per request.
+        for function in buster.functions.values():
+            function.can_block_in("redis/utils.py", "get_lib_version")
+            function.can_block_in("ait/providers/registry.py", "smollm2_path")
+            function.can_block_in("ait/providers/llama.py", "__init__")
+        yield
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[EmbeddedRedis]:
     """One real redis-server (unix socket, no persistence) for the session."""

@@ -126,6 +126,8 @@ class Channel:
     ) -> list[str]:
         """Append several events in one round trip, in order, all or none; return their ids.
 
+        (On Redis Cluster: in order and in one round trip, but not all-or-none.)
+
         Args:
             with_commands: more Redis commands to run in the same transaction, on keys of
                 this channel only (see `key_for`), after the events.
@@ -143,7 +145,9 @@ class Channel:
         with translate_errors(f"publish on channel {self.name!r}"):
             if len(entries) == 1 and not with_commands:
                 return [(await client.execute_command(*self.xadd_command(entries[0]))).decode()]
-            pipe = client.pipeline(transaction=True)
+            # MULTI/EXEC on one Redis. redis-py's Cluster transactions block the event loop
+            # (a thread joined per command), so on Cluster: one ordered pipeline, not atomic.
+            pipe = client.pipeline(transaction=not self.bus.handle.cluster)
             for fields in entries:
                 pipe.execute_command(*self.xadd_command(fields))
             for command in with_commands:

@@ -19,7 +19,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
@@ -28,6 +27,7 @@ from typing import Literal
 import anyio.to_thread
 
 from ..errors import EmbeddedRedisError
+from ..ids import new_id
 
 __all__ = ["EmbeddedRedis", "answers_ping", "find_redis_server", "shutdown"]
 
@@ -78,7 +78,10 @@ class EmbeddedRedis:
         self.appendfsync = appendfsync
         self.binary = binary
         self.start_timeout = start_timeout
-        self._tmp = tempfile.mkdtemp(prefix="ait-redis-")
+        # A private directory for the socket (and the data when ephemeral), made by start():
+        # creating things here would block an event loop that builds a Bus.embedded().
+        self._tmp = os.path.join(os.environ.get("TMPDIR") or "/tmp", f"ait-redis-{new_id()[:16]}")
+        self._tmp_made = False
         self.data_dir = Path(data_dir).expanduser() if data_dir is not None else Path(self._tmp)
         # Unix socket paths are limited to about 107 bytes: keep the socket in the short
         # temporary directory whatever the data directory is, unless told where.
@@ -125,6 +128,9 @@ class EmbeddedRedis:
         if self.running:
             return
         binary = self.binary or find_redis_server()
+        if not self._tmp_made:
+            os.mkdir(self._tmp, 0o700)  # fails if someone made it first: never share it
+            self._tmp_made = True
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.makedirs(os.path.dirname(self.socket_path) or ".", exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
@@ -200,8 +206,9 @@ class EmbeddedRedis:
                 process.kill()
                 process.wait()
         self._close_pipes(process)
-        if remove:
+        if remove and self._tmp_made:
             shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp_made = False
 
     @staticmethod
     def _close_pipes(process: subprocess.Popen[bytes] | None) -> None:

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio.to_thread
+
+try:  # imported here, not on first use: importing reads files, which blocks an event loop
+    import fakeredis
+except ImportError:  # pragma: no cover - depends on the install
+    fakeredis = None
+
 from ..bus import Bus
 from ..bus._redis import RedisHandle
 from ..errors import UsageError
@@ -19,15 +26,17 @@ def memory_bus(server: Any = None, **options: Any) -> Bus:
             test with an agent bus and a client bus); a fresh one by default.
         options: as for `Bus.from_url` (prefix, max_entry_bytes, retention, ...).
     """
-    try:
-        import fakeredis
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise UsageError("memory_bus() needs fakeredis: pip install 'ait[testing]'") from exc
-    shared = server if server is not None else fakeredis.FakeServer()
+    if fakeredis is None:  # pragma: no cover - depends on the install
+        raise UsageError("memory_bus() needs fakeredis: pip install 'ait[testing]'")
+    module = fakeredis
     block_ms = options.get("reader_block_ms", 5_000)
 
     async def factory() -> RedisHandle:
-        client = fakeredis.FakeAsyncRedis(server=shared, decode_responses=False)
+        # A FakeServer reads its command table from files: not on the event loop's thread.
+        shared = server if server is not None else await anyio.to_thread.run_sync(module.FakeServer)
+        client = await anyio.to_thread.run_sync(
+            lambda: module.FakeAsyncRedis(server=shared, decode_responses=False)
+        )
         return RedisHandle(client, cluster=False, reader_timeout=block_ms / 1000 + 10)
 
     return Bus(None, cluster=False, _handle_factory=factory, **options)

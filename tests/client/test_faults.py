@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 import pytest
 
 import ait
@@ -65,7 +66,7 @@ async def test_redis_killed_and_restarted_mid_stream(
             await wait_for(lambda: len(streaming_text(bob)) > 100)
             persistent_redis.kill()
             await anyio.sleep(0.3)
-            persistent_redis.start()
+            await anyio.to_thread.run_sync(persistent_redis.start)
             assert agent.worker is not None
             worker = agent.worker
             await wait_for(
@@ -105,7 +106,7 @@ async def test_the_worker_survives_a_redis_outage(
         persistent_redis.kill()
         await wait_for(lambda: agent.results)  # the pipe saw the failed write...
         await anyio.sleep(0.2)  # ...and the handler's run.end failed too
-        persistent_redis.start()
+        await anyio.to_thread.run_sync(persistent_redis.start)
         crashed = agent.crashed
         if crashed is None:
             provider.tokens = ["still", " serving"]
@@ -185,7 +186,7 @@ async def test_a_stream_lost_to_a_restart_is_reported_and_rebuilt(
         alice.view.on_change(changes.append)
 
         ephemeral_redis.kill()  # no persistence: everything is gone
-        ephemeral_redis.start()
+        await anyio.to_thread.run_sync(ephemeral_redis.start)
         new = await retrying(lambda: seed(channel, 2))
 
         await wait_for(lambda: any(isinstance(e, ait.ContinuityLost) for e in reported), 15)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import pytest
 
 import ait
@@ -433,7 +434,7 @@ async def test_a_failed_publish_takes_the_optimistic_message_back(
         assert shown_during[-1] == [kept.message_id]
         pending = alice._pending  # pyright: ignore[reportPrivateUsage]
         assert list(pending) == [kept.input_event_id]  # the failed one is not waited for
-        persistent_redis.start()
+        await anyio.to_thread.run_sync(persistent_redis.start)
         # The session recovers: the next send goes and is echoed.
         again = await alice.view.send("after the crash")
         await wait_for(
