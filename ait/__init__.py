@@ -23,6 +23,7 @@ from .agent import AgentWorker as AgentWorker
 from .agent import CancelRequest as CancelRequest
 from .agent import PipeResult as PipeResult
 from .agent import Run as Run
+from .agent import ToolCall as ToolCall
 from .bus import Bus as Bus
 from .bus import Channel as Channel
 from .bus import CoalescingWriter as CoalescingWriter
@@ -64,6 +65,7 @@ from .errors import ProviderStatusError as ProviderStatusError
 from .errors import ProviderStreamError as ProviderStreamError
 from .errors import ProviderTimeout as ProviderTimeout
 from .errors import RateLimitError as RateLimitError
+from .errors import RunConflict as RunConflict
 from .errors import RunError as RunError
 from .errors import RunRejected as RunRejected
 from .errors import ServerError as ServerError
@@ -135,6 +137,7 @@ __all__ = [
     "RunEnd",
     "RunError",
     "RunInfo",
+    "RunConflict",
     "RunRejected",
     "RunResume",
     "RunStart",
@@ -142,6 +145,7 @@ __all__ = [
     "ServerError",
     "SubscriberLagged",
     "Subscription",
+    "ToolCall",
     "Tree",
     "UnprocessableEntityError",
     "UsageError",

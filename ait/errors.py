@@ -16,6 +16,7 @@ AitError
 ├── RunError                              a run could not do what was asked
 │   ├── InputNotFound                     an invocation's input never showed up on the channel
 │   ├── RunRejected                       the input asked `reject` and another run was active
+│   ├── RunConflict                       a continuation named a run that is not suspended
 │   └── InvokeFailed                      an input was published but no agent could be woken
 └── ProviderError                         a model provider failed (`code` names the failure)
     ├── ProviderConfigError               a bad URL, spec, missing key or model file
@@ -66,6 +67,7 @@ __all__ = [
     "ProviderTimeout",
     "RateLimitError",
     "RunError",
+    "RunConflict",
     "RunRejected",
     "ServerError",
     "SubscriberLagged",
@@ -218,6 +220,20 @@ class RunRejected(RunError):
     def __init__(self, run_id: str, message: str) -> None:
         self.run_id = run_id
         super().__init__(message)
+
+
+class RunConflict(RunError):
+    """A continuation (a tool result, an approval) named a run that is not suspended: it is
+    active (another agent resumed it first), it ended, or the channel has no record of it.
+
+    Nothing was published; the handler should simply return.
+    """
+
+    def __init__(self, run_id: str, state: str | None) -> None:
+        self.run_id = run_id
+        self.state = state
+        where = f"is {state}" if state else "is not in the channel's recent history"
+        super().__init__(f"unable to resume run {run_id!r}: it {where}, not suspended")
 
 
 class InvokeFailed(RunError):

@@ -5,8 +5,17 @@ from __future__ import annotations
 from .run import CancelRequest as CancelRequest
 from .run import PipeResult as PipeResult
 from .run import Run as Run
+from .run import ToolCall as ToolCall
 from .session import AgentSession as AgentSession
 from .worker import AgentWorker as AgentWorker
 from .worker import Handler as Handler
 
-__all__ = ["AgentSession", "AgentWorker", "CancelRequest", "Handler", "PipeResult", "Run"]
+__all__ = [
+    "AgentSession",
+    "AgentWorker",
+    "CancelRequest",
+    "Handler",
+    "PipeResult",
+    "Run",
+    "ToolCall",
+]

@@ -29,7 +29,7 @@ import msgpack  # pyright: ignore[reportMissingTypeStubs]
 from ..bus import CoalescingWriter
 from ..codec.chat import ChatEncoder
 from ..conversation import FoldError, Message, Tree
-from ..errors import AitError, UsageError, WriteFailed
+from ..errors import AitError, RunConflict, UsageError, WriteFailed
 from ..events import (
     BadEntry,
     Cancel,
@@ -46,7 +46,7 @@ from ..ids import new_id
 if TYPE_CHECKING:
     from .session import AgentSession
 
-__all__ = ["CancelRequest", "PipeResult", "Run", "error_code"]
+__all__ = ["CancelRequest", "PipeResult", "Run", "ToolCall", "error_code"]
 
 _pack: Callable[[Any], bytes] = msgpack.packb  # pyright: ignore
 
@@ -66,13 +66,30 @@ CancelHook = Callable[[CancelRequest], bool | Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A complete tool call the model made in a piped message (`tool-input-available`)."""
+
+    id: str
+    name: str
+    input: Any = None
+
+
+@dataclass(frozen=True, slots=True)
 class PipeResult:
-    """How a `pipe` ended. `error` is the original exception when `reason` is `error`."""
+    """How a `pipe` ended. `error` is the original exception when `reason` is `error`.
+
+    `tool_calls` are the complete tool calls of the message, in order; `finish_reason` is
+    the model's own reason (`stop`, `length`, `tool_calls`, ...) when it gave one; `usage`
+    the token counts it reported.
+    """
 
     reason: RunEndReason
     message_id: str
     error: BaseException | None = None
     items: int = 0
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str | None = None
+    usage: dict[str, int] | None = None
 
 
 def error_code(error: BaseException) -> str:
@@ -114,6 +131,9 @@ class Run:
         self._cancelled = anyio.Event()
         self._writer: CoalescingWriter | None = None
         self._last_message_id: str | None = None
+        #: Message id -> the parent it was first published with; tool call id -> message.
+        self._parents: dict[str, str] = {}
+        self._calls: dict[str, str] = {}
         self._started_at: int | None = None
 
     def __repr__(self) -> str:
@@ -155,10 +175,16 @@ class Run:
     async def start(self) -> None:
         """Find the input, take the run id, apply the multitask policy, publish the start.
 
+        For an input that continues a suspended run (a tool result, an approval), the run
+        takes that run's id and publishes `run.resume`; of several agents woken for it,
+        one resumes it and the others get `RunConflict`.
+
         Raises:
             InputNotFound: the input did not show up in time; nothing was published.
             RunRejected: the input asked `reject` and another run is active; the run was
                 started and ended with an error `rejected` for the client to see.
+            RunConflict: the input continues a run that is not suspended (active, ended,
+                or unknown); nothing was published.
             UsageError: the run was already started.
         """
         if self.state != "created":
@@ -167,14 +193,17 @@ class Run:
         entry_id, event = await session.find_input(
             self.invocation.input_event_id, queued_at=self.invocation.enqueued_at
         )
+        continuation = event.run_id is not None
+        if event.run_id is not None:
+            history = await session.run_history(event.run_id)
+            if history.state != "suspended":
+                raise RunConflict(event.run_id, history.state)
+            self._parents, self._calls = dict(history.parents), dict(history.calls)
+            self._last_message_id = history.messages[-1] if history.messages else None
         await session.catch_up()  # cancels sent before now are held before the run adopts them
         self.input, self.input_entry_id = event, entry_id
-        continuation = event.run_id is not None
         self.run_id = event.run_id if continuation else (self._requested_run_id or new_id())
         self.resumed = continuation
-        session.adopt(self)
-        if not continuation:
-            await session.apply_multitask(self, event.multitask or "parallel")
         headers: dict[str, Any] = {
             "run_id": self.run_id,
             "invocation_id": self.invocation_id,
@@ -184,13 +213,27 @@ class Run:
         }
         lifecycle: RunStart | RunResume
         if continuation:
+            if not await session.claim_active(self):
+                raise RunConflict(headers["run_id"], "active")
+            session.adopt(self)
             lifecycle = RunResume(**headers)
-            self._last_message_id = await session.last_message_of(self)
+            try:
+                await session.channel.publish_many([lifecycle])
+            except BaseException:
+                session.release(self)
+                with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                    try:
+                        await session.unclaim_active(self)
+                    except AitError:  # Redis away: the record goes stale, and is dropped
+                        pass
+                raise
         else:
+            session.adopt(self)
+            await session.apply_multitask(self, event.multitask or "parallel")
             lifecycle = RunStart(
                 **headers, parent=self.anchor, fork_of=event.fork_of, regenerate=event.regenerate
             )
-        await session.channel.publish_many([lifecycle], with_commands=[self._active_set()])
+            await session.channel.publish_many([lifecycle], with_commands=[self._active_set()])
         self.state = "started"
         self._writer = session.channel.writer()
         self._writer.start_in(session.tasks)
@@ -255,20 +298,47 @@ class Run:
         events. The message ends with a `finish` event telling how: `complete`,
         `cancelled` (partial output stays), or `error` (with an `error` event). Never
         calls `end()`.
+
+        A new message follows the run's last message (the input, for the first). Give the
+        `message_id` of one of the run's own messages to write more of it instead (after a
+        tool result, say): it keeps its place in the tree.
         """
         writer = self._require_started("pipe")
-        message_id = message_id or new_id()
-        parent = self._last_message_id or self.anchor
+        if message_id is not None and message_id in self._parents:
+            parent: str | None = self._parents[message_id]  # more of a message of this run
+        else:
+            message_id = message_id or new_id()
+            parent = self._last_message_id or self.anchor
+            self._last_message_id = message_id
         assert self.run_id is not None and parent is not None
-        self._last_message_id = message_id
+        self._parents.setdefault(message_id, parent)
         run_id = self.run_id
         encoder = ChatEncoder()
         count = 0
         finished = False
         error: BaseException | None = None
+        calls: list[ToolCall] = []
+        finish_reason: str | None = None
+        usage: dict[str, int] | None = None
 
         # One handle per message: each delta is queued as it is, its Output built per entry.
-        send = writer.message(run_id=run_id, message_id=message_id, role=role, parent=parent).extend
+        extend = writer.message(
+            run_id=run_id, message_id=message_id, role=role, parent=parent
+        ).extend
+
+        def send(events: list[dict[str, Any]]) -> None:
+            nonlocal finished, finish_reason, usage
+            for event in events:
+                kind = event["type"]
+                if kind == "tool-input-available":
+                    calls.append(ToolCall(event["id"], event.get("name", ""), event.get("input")))
+                    self._calls[event["id"]] = message_id
+                elif kind == "finish":
+                    finished = True
+                    finish_reason = event.get("finish_reason") or finish_reason
+                elif kind == "usage":
+                    usage = {k: v for k, v in event.items() if isinstance(v, int)}
+            extend(events)
 
         async with anyio.create_task_group() as tg:
 
@@ -283,7 +353,6 @@ class Run:
                         events = encoder.encode(item)
                         if events:
                             count += 1
-                            finished = finished or any(e["type"] == "finish" for e in events)
                             send(events)
                         if self._cancelled.is_set():
                             break
@@ -307,11 +376,45 @@ class Run:
             reason = "complete"
             if not finished:
                 send([{"type": "finish", "status": "complete"}])
+        details: dict[str, Any] = {
+            "tool_calls": tuple(calls),
+            "finish_reason": finish_reason,
+            "usage": usage,
+        }
         try:
             await writer.flush()
         except WriteFailed as exc:
-            return PipeResult("error", message_id, exc, count)
-        return PipeResult(reason, message_id, error, count)
+            return PipeResult("error", message_id, exc, count, **details)
+        return PipeResult(reason, message_id, error, count, **details)
+
+    async def tool_result(
+        self, call_id: str, output: Any = None, *, error: str | None = None
+    ) -> None:
+        """Publish a tool call's result into the message that holds the call.
+
+        For tools the agent runs itself; a client's result arrives as an input instead
+        (`ClientView.send_tool_result`). With `error`, publishes `tool-output-error`.
+
+        Raises:
+            UsageError: the run is not started, or has no tool call `call_id`.
+        """
+        writer = self._require_started("publish a tool result")
+        message_id = self._calls.get(call_id)
+        if message_id is None:
+            raise UsageError(f"run {self.run_id} has no tool call {call_id!r}")
+        assert self.run_id is not None
+        event: dict[str, Any]
+        if error is not None:
+            event = {"type": "tool-output-error", "id": call_id, "error": error}
+        else:
+            event = {"type": "tool-output-available", "id": call_id, "output": output}
+        writer.message(
+            run_id=self.run_id,
+            message_id=message_id,
+            role="assistant",
+            parent=self._parents[message_id],
+        ).extend([event])
+        await writer.flush()
 
     async def end(
         self,

@@ -24,6 +24,7 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, cast
 
@@ -31,6 +32,7 @@ import anyio
 import msgpack  # pyright: ignore[reportMissingTypeStubs]
 
 from ..bus import Bus, Subscription
+from ..bus._redis import translate_errors
 from ..bus._tasks import BackgroundTasks
 from ..errors import (
     AitError,
@@ -49,15 +51,54 @@ from ..events import (
     Multitask,
     Output,
     RunEnd,
+    RunResume,
     RunStart,
     RunSuspend,
 )
 from ..ids import check_name, entry_id_key, new_id
 from .run import CancelHook, CancelRequest, Run
 
-__all__ = ["AgentSession"]
+__all__ = ["AgentSession", "RunHistory"]
+
+
+@dataclass
+class RunHistory:
+    """A run as the channel tells it (see `AgentSession.run_history`)."""
+
+    #: "active", "suspended" or "ended"; None when the channel has no lifecycle event of it.
+    state: str | None = None
+    #: Its messages in the order they began, and the parent each was published with.
+    messages: list[str] = field(default_factory=list[str])
+    parents: dict[str, str] = field(default_factory=dict[str, str])
+    #: Tool call id -> the message holding the call.
+    calls: dict[str, str] = field(default_factory=dict[str, str])
+
+    def in_order(self) -> RunHistory:
+        """Order `messages` (gathered newest entry first) by each message's first entry."""
+        self.messages = list(dict.fromkeys(reversed(self.messages)))
+        return self
+
+
+_STATES: dict[type, str] = {
+    RunStart: "active",
+    RunResume: "active",
+    RunSuspend: "suspended",
+    RunEnd: "ended",
+}
 
 log = logging.getLogger("ait.agent")
+
+
+def _tool_call_id(item: object) -> str | None:
+    """The call id of a `tool-input-*` codec event on the wire, else None."""
+    if not isinstance(item, dict):
+        return None
+    fields = cast(dict[str, Any], item)
+    kind, call_id = fields.get("type"), fields.get("id")
+    if isinstance(kind, str) and kind.startswith("tool-input") and isinstance(call_id, str):
+        return call_id
+    return None
+
 
 # How far back start() looks for an input outside the rewind window: this many entries,
 # or (for a queued invocation) back to a minute before it was queued.
@@ -358,7 +399,8 @@ class AgentSession:
         removed.
         """
         client = self.bus.handle.client
-        reply = await client.hgetall(self.active_key)
+        with translate_errors(f"read the active runs of {self.channel.name!r}"):
+            reply = await client.hgetall(self.active_key)
         runs: dict[str, dict[str, Any]] = {}
         stale: list[Any] = []
         oldest = (time.time() - 3 * self.heartbeat) * 1000
@@ -374,8 +416,22 @@ class AgentSession:
                 continue
             runs[raw_id.decode()] = record
         if stale:
-            await client.hdel(self.active_key, *stale)
+            with translate_errors(f"remove stale active runs of {self.channel.name!r}"):
+                await client.hdel(self.active_key, *stale)
         return runs
+
+    async def claim_active(self, run: Run) -> bool:
+        """Record `run` in the active hash unless a record of its id is there already.
+
+        How two agents woken for the same continuation agree on which one resumes it.
+        """
+        command = run.active_record()
+        with translate_errors(f"claim run {run.run_id!r} on {self.channel.name!r}"):
+            return bool(await self.bus.handle.client.hsetnx(*command[1:]))
+
+    async def unclaim_active(self, run: Run) -> None:
+        with translate_errors(f"unclaim run {run.run_id!r} on {self.channel.name!r}"):
+            await self.bus.handle.client.hdel(self.active_key, run.run_id)
 
     async def _heartbeat(self) -> None:
         """Refresh the active-hash records of this session's live runs."""
@@ -446,17 +502,31 @@ class AgentSession:
                 with anyio.move_on_after(1.0):  # also poll: another agent may have crashed
                     await ended.wait()
 
-    async def last_message_of(self, run: Run) -> str | None:
-        """The newest message of a (suspended) run, found in recent history."""
+    async def run_history(self, run_id: str) -> RunHistory:
+        """What the channel says of a run: its state now, its messages, its tool calls.
+
+        Reads recent history backward until the run's start (or 20,000 entries).
+        """
+        found = RunHistory()
         before: str | None = None
         scanned = 0
-        while scanned < 20_000:
+        while scanned < _SCAN_ENTRIES:
             page = await self.channel.history(before, limit=500)
             for _, event in reversed(page):
-                if isinstance(event, Output) and event.run_id == run.run_id:
-                    return event.message_id
+                if isinstance(event, RunStart | RunResume | RunSuspend | RunEnd):
+                    if event.run_id == run_id and found.state is None:
+                        found.state = _STATES[type(event)]
+                    if isinstance(event, RunStart) and event.run_id == run_id:
+                        return found.in_order()
+                elif isinstance(event, Output) and event.run_id == run_id:
+                    found.messages.append(event.message_id)
+                    found.parents[event.message_id] = event.parent  # the oldest entry wins
+                    for item in cast(list[object], event.payload):
+                        call_id = _tool_call_id(item)
+                        if call_id is not None:
+                            found.calls[call_id] = event.message_id
             scanned += len(page)
             if len(page) < 500:
-                return None
+                break
             before = page[0][0]
-        return None
+        return found.in_order()

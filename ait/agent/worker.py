@@ -38,7 +38,7 @@ import msgpack  # pyright: ignore[reportMissingTypeStubs]
 from anyio.abc import TaskGroup
 
 from ..bus import Bus, Channel, Pool
-from ..errors import AitError, BusError, InputNotFound, RunRejected, UsageError
+from ..errors import AitError, BusError, InputNotFound, RunConflict, RunRejected, UsageError
 from ..events import BadEntry, Invocation, RunEnd, RunStart
 from ..ids import new_id
 from .run import Run
@@ -243,7 +243,7 @@ class AgentWorker:
             with stop:
                 try:
                     await self.handler(run)
-                except (InputNotFound, RunRejected) as exc:
+                except (InputNotFound, RunConflict, RunRejected) as exc:
                     self.report(exc)
                 except Exception as exc:
                     self.stats["failed"] += 1

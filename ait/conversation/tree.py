@@ -268,8 +268,10 @@ class Tree:
         older = not is_new and key < self._first_key(event.message_id)
         if is_new:
             self._run_of_message[event.message_id] = event.run_id
-            state.role, state.run_id, state.parent = event.role, event.run_id, event.parent
             run.messages.append(event.message_id)
+        if is_new or older:
+            # A message's role and parent are those of its first entry, whatever arrives first.
+            state.role, state.run_id, state.parent = event.role, event.run_id, event.parent
         state.add(key, cast("list[dict[str, Any]]", event.payload))
         if is_new or older:
             self._order_run_messages(run)

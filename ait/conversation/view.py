@@ -186,12 +186,25 @@ class View:
         if group is None:
             return
         chosen = representatives[index]
+        shown_before = len(self._shown)
         if group[0] == "regen":
             run_id = self.tree.run_of(chosen)
             assert run_id is not None
-            chosen = run_id
-        self._explicit[group] = chosen
-        self._recompute()
+            chosen_member = run_id
+        else:
+            chosen_member = chosen
+        self._explicit[group] = chosen_member
+        changed = self._recompute(emit=False)
+        if chosen not in self._index and chosen in self._visible:
+            # The branch chosen is older than the window's start (the window is anchored on
+            # an entry of the branch left): show from the chosen message on, and at least
+            # as many messages as were shown before.
+            count = max(self.initial_window, shown_before)
+            start = min(self._visible.index(chosen), max(0, len(self._visible) - count))
+            self._from_id = self._visible[start]
+            changed = self._refresh_shown() or changed
+        if changed:
+            self._emit(ViewChange("structure", tuple(self._shown)))
 
     # -- helpers for writes (the client session uses them) -----------------------------------
 

@@ -13,12 +13,15 @@ from ..providers.base import Stopwatch
 
 __all__ = ["ScriptedProvider"]
 
+Script = Sequence[str | ProviderEvent]
+
 
 class ScriptedProvider:
     """Plays a script instead of calling a model, so tests of agents are fast and exact.
 
     It is a `Provider`: it streams `TextDelta` events, then a `Finish` with usage and
-    timings, like a real model would.
+    timings, like a real model would. A script may hold provider events too (a
+    `ToolCallStart`/`ToolCallEnd` pair, say), which are streamed as they are.
 
     ```python
     provider = ScriptedProvider(["Hel", "lo"], delay=0.01)
@@ -26,7 +29,8 @@ class ScriptedProvider:
     ```
 
     Args:
-        tokens: the text pieces to stream, or a function of the request returning them.
+        tokens: the text pieces (or provider events) to stream, or a function of the
+            request returning them.
         delay: seconds between tokens (0: as fast as the loop goes).
         first_token_delay: seconds before the first token.
         fail_after: raise `error` after this many tokens (0: before the first).
@@ -39,7 +43,7 @@ class ScriptedProvider:
 
     def __init__(
         self,
-        tokens: Sequence[str] | Callable[[Any], Sequence[str]] = ("Hello", ",", " world", "!"),
+        tokens: Script | Callable[[Any], Script] = ("Hello", ",", " world", "!"),
         *,
         delay: float = 0.0,
         first_token_delay: float = 0.0,
@@ -65,7 +69,7 @@ class ScriptedProvider:
         tokens = self.tokens(request) if callable(self.tokens) else self.tokens
         return self._play(list(tokens))
 
-    async def _play(self, tokens: list[str]) -> AsyncIterator[ProviderEvent]:
+    async def _play(self, tokens: list[str | ProviderEvent]) -> AsyncIterator[ProviderEvent]:
         self.emitted = 0
         self.closed = False
         watch = Stopwatch()
@@ -81,7 +85,7 @@ class ScriptedProvider:
                     await anyio.lowlevel.checkpoint()
                 self.emitted += 1
                 watch.token()
-                yield TextDelta(text=token)
+                yield TextDelta(text=token) if isinstance(token, str) else token
             if self.fail_after is not None and self.fail_after >= len(tokens):
                 raise self.error or RuntimeError("scripted provider failure")
             usage = Usage(prompt_tokens=0, completion_tokens=len(tokens))

@@ -537,3 +537,21 @@ def test_run_end_after_cancel_keeps_the_request_visible() -> None:
     run = tree.run("r1")
     assert run is not None and (run.status, run.cancel_requested) == ("cancelled", True)
     assert message_of(tree, "a1").status == "cancelled"
+
+
+def test_a_message_keeps_the_parent_of_its_first_entry_whatever_arrives_first() -> None:
+    """History is read backward, so a message's newer entries may be folded before its first
+    one; should they disagree on the parent, the first entry's wins, as in a forward fold."""
+    chat = Chat()
+    chat.user("u1")
+    chat.user("u2", parent="u1")
+    chat.start("r1", "u1", parent="u1")
+    chat.say("r1", "a1", "first ", parent="u1")
+    chat.say("r1", "a1", "second", parent="u2")  # a writer that changed its mind
+    forward = fold(chat.entries)
+    backward = Tree()
+    for entry in reversed(chat.entries):
+        backward.apply([entry])
+    for tree in (forward, backward):
+        assert message_of(tree, "a1").parent == "u1"
+        assert message_of(tree, "a1").text == "first second"

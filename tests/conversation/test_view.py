@@ -610,3 +610,37 @@ async def test_closing_the_view_ends_its_change_streams() -> None:
         view.close()
         with anyio.fail_after(5):
             assert [change async for change in changes] == []
+
+
+def test_selecting_an_older_branch_keeps_the_chosen_message_shown() -> None:
+    """The window is anchored on an entry of the edited branch, which is newer than the whole
+    original branch: switching back must not leave the view empty."""
+    chat = turns(5)
+    chat.user("u1b", "edited", parent="a0", fork_of="u1")
+    chat.start("r1b", "u1b", parent="u1b")
+    chat.say("r1b", "a1b", "edited answer", parent="u1b")
+    tree = fold(chat.entries)
+    tree.history_complete = True
+    view = View(tree, window=2)
+    assert view.message_ids == ["u1b", "a1b"]
+    view.select("u1b", 0)
+    assert view.message_ids == ["u1", "a1", "u2", "a2", "u3", "a3", "u4", "a4"]
+    assert view.has_older
+    view.select("u1", 1)
+    assert view.message_ids == ["u1b", "a1b"]
+
+
+def test_selecting_an_older_branch_shows_at_least_the_window() -> None:
+    chat = turns(3)
+    chat.user("u2b", "edited", parent="a1", fork_of="u2")
+    chat.start("r2b", "u2b", parent="u2b")
+    chat.say("r2b", "a2b", "edited answer", parent="u2b")
+    tree = fold(chat.entries)
+    tree.history_complete = True
+    view = View(tree, window=4)
+    assert view.message_ids == ["u1", "a1", "u2b", "a2b"]
+    changes: list[ViewChange] = []
+    view.on_change(changes.append)
+    view.select("u2b", 0)
+    assert view.message_ids == ["u1", "a1", "u2", "a2"]
+    assert [c.kind for c in changes] == ["structure"]
