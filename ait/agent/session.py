@@ -88,6 +88,25 @@ _STATES: dict[type, str] = {
 
 log = logging.getLogger("ait.agent")
 
+# A heartbeat refreshes only records still there: a run that ended while the beat was on
+# its way must not be recorded again (it would block `reject` until it went stale).
+_REFRESH = """
+for i = 1, #ARGV, 2 do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+"""
+
+# A stale record is removed only if it is still the one read: it may have been refreshed.
+_REMOVE_STALE = """
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+"""
+
 
 def _tool_call_id(item: object) -> str | None:
     """The call id of a `tool-input-*` codec event on the wire, else None."""
@@ -412,12 +431,12 @@ class AgentSession:
             record = cast(dict[str, Any], unpacked) if isinstance(unpacked, dict) else {}
             alive = record.get("alive-at") or record.get("started-at") or 0
             if isinstance(alive, int | float) and alive < oldest:
-                stale.append(raw_id)
+                stale += [raw_id, raw]
                 continue
             runs[raw_id.decode()] = record
         if stale:
             with translate_errors(f"remove stale active runs of {self.channel.name!r}"):
-                await client.hdel(self.active_key, *stale)
+                await client.eval(_REMOVE_STALE, 1, self.active_key, *stale)
         return runs
 
     async def claim_active(self, run: Run) -> bool:
@@ -441,12 +460,18 @@ class AgentSession:
             if not live:
                 continue
             try:
-                pipe = self.bus.handle.client.pipeline(transaction=False)
-                for run in live:
-                    pipe.execute_command(*run.active_record())
-                await pipe.execute()
+                await self.refresh_records(live)
             except Exception as exc:  # Redis away: the next beat tries again
                 self.report(AitError(f"unable to refresh the active runs: {exc}"))
+
+    async def refresh_records(self, runs: list[Run]) -> None:
+        """One heartbeat: refresh the active-hash records of `runs`, skipping any whose
+        record is gone (the run ended or suspended since the list was made)."""
+        fields: list[Any] = []
+        for run in runs:
+            fields += run.active_record()[2:]
+        with translate_errors(f"refresh the active runs of {self.channel.name!r}"):
+            await self.bus.handle.client.eval(_REFRESH, 1, self.active_key, *fields)
 
     async def apply_multitask(self, run: Run, policy: Multitask) -> None:
         """Make way for `run` as its input asked, before it starts."""

@@ -50,6 +50,59 @@ async def test_a_live_run_keeps_its_record_fresh_and_blocks_reject(
         assert await session.active_runs() == {}
 
 
+async def test_a_heartbeat_that_lands_after_the_end_does_not_record_the_run_again(
+    any_bus: ait.Bus, channel_name: str
+) -> None:
+    """The beat lists the live runs, then writes: a run may end in between. Its record must
+    stay gone, or it would block `reject` inputs until it went stale. (On the in-memory bus
+    too: its Lua runs in lupa.)"""
+    bus = any_bus
+    channel = bus.channel(channel_name)
+    async with ait.AgentSession(bus, channel_name, heartbeat=60.0) as session:
+        _, first = await publish_input(channel)
+        _, other_input = await publish_input(channel)
+        ending = session.create_run(invocation(channel, first))
+        other = session.create_run(invocation(channel, other_input))
+        await ending.start()
+        await other.start()
+        beat = [ending, other]  # what the heartbeat saw as live
+        await ending.end()
+        before = (await session.active_runs())[str(other.run_id)]["alive-at"]
+        await anyio.sleep(0.01)
+        await session.refresh_records(beat)
+        runs = await session.active_runs()
+        assert list(runs) == [other.run_id]
+        assert runs[str(other.run_id)]["alive-at"] > before  # the live one was refreshed
+        await other.end()
+
+
+async def test_a_stale_record_refreshed_meanwhile_is_not_removed(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    """Removing stale records compares them with what was read: a record refreshed since
+    (its agent was only slow) stays."""
+    channel = bus.channel(channel_name)
+    key = channel.key_for("active")
+    old = msgpack.packb({"alive-at": int(time.time() * 1000) - 60_000})
+    fresh = msgpack.packb({"alive-at": int(time.time() * 1000)})
+    await bus.handle.client.hset(key, mapping={"slow-run": old, "dead-run": old})
+    client = bus.handle.client
+    hgetall = client.hgetall
+
+    async def read_then_refresh(name: str) -> object:
+        seen = await hgetall(name)
+        await client.hset(key, "slow-run", fresh)  # the slow agent's beat lands now
+        return seen
+
+    async with ait.AgentSession(bus, channel_name, heartbeat=10.0) as session:
+        client.hgetall = read_then_refresh  # type: ignore[method-assign]
+        try:
+            assert await session.active_runs() == {}  # both looked stale when read
+        finally:
+            del client.hgetall
+        assert await client.hgetall(key) == {b"slow-run": fresh}
+
+
 async def test_a_worker_that_lost_its_lease_cannot_renew_it_back(
     bus: ait.Bus, channel_name: str
 ) -> None:
