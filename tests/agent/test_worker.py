@@ -8,7 +8,7 @@ import pytest
 
 import ait
 from ait.agent import Handler
-from ait.testing import ScriptedProvider
+from ait.testing import ScriptedProvider, memory_bus
 
 from .helpers import (
     Clock,
@@ -587,3 +587,39 @@ async def test_a_stopped_worker_leaves_no_connection_open(
     with anyio.fail_after(5):
         while await queue_readers(bus) > before:
             await anyio.sleep(0.05)
+
+
+async def test_a_worker_on_the_in_memory_bus_answers_without_starving_the_loop() -> None:
+    """fakeredis answers a blocking XREADGROUP at once; the worker must wait, not spin (a
+    spin starved every other task: the client never saw its answer)."""
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await anyio.sleep(0.01)
+            ticks += 1
+
+    async with memory_bus() as bus, anyio.create_task_group() as tg:
+        worker = ait.AgentWorker(bus, answer_with(lambda _: ScriptedProvider(["hi"])))
+        tg.start_soon(worker.run)
+        tg.start_soon(tick)
+        async with ait.ClientSession(bus, "chat-memory", client_id="alice") as client:
+            with anyio.fail_after(10):
+                info = await (await client.view.send("hello")).wait()
+            assert info.status == "complete"
+            assert client.view.messages[-1].text == "hi"
+            before = ticks
+            await anyio.sleep(0.3)  # the worker idles in its queue read meanwhile
+            assert ticks - before >= 10
+        worker.stop()
+        tg.cancel_scope.cancel()
+
+
+async def test_an_empty_queue_read_on_the_in_memory_bus_waits_for_its_block() -> None:
+    async with memory_bus() as bus:
+        pool = bus.pool("idle")
+        clock = anyio.current_time()
+        assert await pool.read("c1", 1, 300) == []
+        assert 0.28 <= anyio.current_time() - clock < 2
+        await pool.aclose()
