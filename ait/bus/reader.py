@@ -192,16 +192,15 @@ class _Group:
 
     async def run(self) -> None:
         delay = 0.0
-        ever_connected = False
         with self._scope:
             try:
                 while self.cursors:
                     try:
                         if self._conn is None:
                             await self._connect()
-                            if ever_connected:
-                                await self._check_continuity()
-                            ever_connected = True
+                            # Also on the first connect: subscribers checked their cursors
+                            # on the command pool, and Redis may have restarted since.
+                            await self._check_continuity()
                             delay = 0.0
                         reply = await self._xread()
                         if reply:

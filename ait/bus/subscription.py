@@ -202,10 +202,12 @@ class Subscription:
                     self._lagged = False
                     raise SubscriberLagged(self.channel.name, self.last_id) from None
                 continue
-            if isinstance(item, Lost):
+            if isinstance(item, Lost) and await self._cursor_gone():
                 lost_at = self.last_id
                 self._reset_cursor()
                 raise ContinuityLost(self.channel.name, lost_at, item.reason)
+            if isinstance(item, Lost):
+                continue  # the hub's cursor is gone, ours is not: nothing of ours was lost
             await self._take(item)
 
     async def _take(self, batch: Batch) -> None:
@@ -252,6 +254,13 @@ class Subscription:
                 return
             self._ready.extend(page)
             start = page[-1][0]
+
+    async def _cursor_gone(self) -> bool:
+        """Is the entry we last read gone from the stream? (Not if we read none.)"""
+        if not self._cursor_is_entry or self.last_id == MIN_ENTRY_ID:
+            return False
+        found = await self._retrying(partial(self.channel.range, self.last_id, self.last_id, 1))
+        return not found
 
     def _reset_cursor(self) -> None:
         self.last_id = MIN_ENTRY_ID

@@ -152,6 +152,46 @@ async def test_restart_without_persistence_is_reported_as_continuity_lost(
             assert [i for i, _ in after] == second
 
 
+async def test_a_reset_before_the_shared_reader_first_connects_is_continuity_lost(
+    ephemeral_redis: EmbeddedRedis, channel_name: str
+) -> None:
+    """The subscription checked its cursor (on the command pool), then Redis restarted empty
+    before the shared reader's first connection: the new stream must not be taken for the
+    old one."""
+    async with ait.Bus.from_url(ephemeral_redis.url, on_error=lambda e: None) as bus:
+        channel = bus.channel(channel_name)
+        first = await channel.publish(inp(0))
+        connect = bus.handle.reader_connection
+        may_connect = anyio.Event()
+
+        async def held_connection(key: str) -> object:
+            await may_connect.wait()
+            return await connect(key)
+
+        bus.handle.reader_connection = held_connection  # type: ignore[method-assign]
+        got: list[ait.Entry] = []
+        lost: list[ait.ContinuityLost] = []
+
+        async def follow(sub: Subscription) -> None:
+            while len(got) < 1:
+                try:
+                    got.append(await sub.__anext__())
+                except ait.ContinuityLost as exc:
+                    lost.append(exc)
+
+        async with channel.subscribe(after=first) as sub, anyio.create_task_group() as tg:
+            tg.start_soon(follow, sub)
+            await anyio.sleep(0.3)  # the subscription checks its cursor, then waits
+            ephemeral_redis.kill()
+            await anyio.to_thread.run_sync(ephemeral_redis.start)
+            second = await _publish_retrying(channel, inp(1))
+            may_connect.set()
+            with anyio.fail_after(10):
+                await wait_for(lambda: got)
+        assert [exc.last_id for exc in lost] == [first]
+        assert [i for i, _ in got] == [second]
+
+
 async def test_cursor_trimmed_while_detached_is_continuity_lost(
     redis_url: str, channel_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
