@@ -116,6 +116,8 @@ class CoalescingWriter:
         self._sent = 0  # items accepted
         self._done = 0  # items written, or handed back in a WriteFailed
         self._wake = anyio.Event()
+        # Set by flush(): whoever waits for the writes wants them now, not after the linger.
+        self._hurry = anyio.Event()
         self._progress = anyio.Event()
         self._error: WriteFailed | None = None
         self._reject_cause: Exception = CodecError("event rejected")
@@ -204,12 +206,14 @@ class CoalescingWriter:
         raise error
 
     async def flush(self) -> None:
-        """Wait until everything sent so far is written.
+        """Wait until everything sent so far is written (at once: not after the linger).
 
         Raises:
             WriteFailed: a write failed; its events are in the error's `unsent`.
         """
         target = self._sent
+        if self._done < target:
+            self._hurry.set()
         while self._done < target:
             if self._stopped:
                 # Cut mid-write, the batch in flight may or may not be on the stream.
@@ -257,10 +261,11 @@ class CoalescingWriter:
                 self._writing = True
                 # When events come much faster than `linger` apart, writes wait their turn
                 # and each entry carries more; at slower rates every event goes at once.
-                if self._gap < self.linger / 2:
+                if self._gap < self.linger / 2 and not self._hurry.is_set():
                     wait = self._last_write + self.linger - time.monotonic()
                     if wait > 0:
-                        await anyio.sleep(wait)
+                        with anyio.move_on_after(wait):
+                            await self._hurry.wait()
                 self._last_write = time.monotonic()
                 batch, self._pending = self._pending, []
                 self._inflight = batch
@@ -282,6 +287,8 @@ class CoalescingWriter:
                 self._done += len(batch)
                 self._progress.set()
                 self._progress = anyio.Event()
+            if self._hurry.is_set():
+                self._hurry = anyio.Event()
 
     def _encode(self, batch: list[_Item], rejected: list[Event]) -> list[list[bytes]]:
         """Merge runs of one message's outputs into entries, then encode each entry.

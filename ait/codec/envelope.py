@@ -42,6 +42,11 @@ _unpackb: Callable[[bytes], Any] = msgpack.unpackb  # pyright: ignore
 _unpack_payload: Callable[[bytes], Any] = partial(msgpack.unpackb, strict_map_key=False)  # pyright: ignore
 _setattr = object.__setattr__
 _ABSENT: Any = object()
+# Every entry of one message carries the same `h` bytes: its checked headers are kept, by
+# (type, h), so a history of thousands of deltas is checked once per message.
+_HEADERS: dict[tuple[str, bytes], dict[str, Any]] = {}
+_HEADER_CACHE_SIZE = 1024
+_HEADER_CACHE_BYTES = 1024
 
 
 def encode_event(event: Event) -> list[bytes]:
@@ -178,34 +183,19 @@ def _decode(entry_id: str, fields: Sequence[bytes] | Mapping[bytes, bytes]) -> E
     cls, type_name = known
     if h is None:
         raise _fail(entry_id, "missing field 'h' (headers)")
-    try:
-        headers: Any = _unpackb(h)
-    except Exception:
-        raise _fail(entry_id, "field 'h' is not msgpack") from None
-    if type(headers) is not dict:
-        raise _fail(entry_id, f"field 'h' must be a msgpack map, not {type(headers).__name__}")
-    headers = cast(dict[Any, Any], headers)
-
-    # In the models' field order, so that decoded events dump and print like built ones.
-    values: dict[str, Any] = {"extra_headers": headers, "payload": None, "type": type_name}
-    pop = headers.pop
-    for name, header, required, allowed in cls.header_table:
-        value = pop(header, _ABSENT)
-        if value is _ABSENT:
-            if required:
-                raise _fail(entry_id, f"{type_name} event misses header {header!r}")
-            value = None
-        elif type(value) is not str or not value:
-            raise _fail(entry_id, f"header {header!r} must be a non-empty string, not {value!r}")
-        elif allowed is not None and value not in allowed:
-            raise _fail(
-                entry_id, f"header {header!r} is {value!r}; expected one of {sorted(allowed)}"
-            )
-        values[name] = value
-    if headers:
-        for key, value in headers.items():
-            if type(key) is not str or type(value) is not str:
-                raise _fail(entry_id, f"header {key!r}: {value!r} is not a string pair")
+    cached = _HEADERS.get((type_name, h)) if type(h) is bytes else None
+    if cached is not None:
+        values = cached.copy()
+        if values["extra_headers"]:
+            values["extra_headers"] = dict(values["extra_headers"])
+    else:
+        values = _check_headers(entry_id, cls, type_name, h)
+        if type(h) is bytes and len(h) <= _HEADER_CACHE_BYTES:
+            if len(_HEADERS) >= _HEADER_CACHE_SIZE:
+                _HEADERS.clear()
+            _HEADERS[(type_name, h)] = values.copy()
+            if values["extra_headers"]:
+                values["extra_headers"] = dict(values["extra_headers"])
 
     if d is None:
         if cls is Output:
@@ -260,3 +250,36 @@ def decode_invocation(entry_id: str, fields: Sequence[bytes] | Mapping[bytes, by
         )
     except Exception as exc:
         raise CodecError(f"malformed invocation entry: {exc}", entry_id=entry_id) from None
+
+
+def _check_headers(entry_id: str, cls: Any, type_name: str, h: bytes) -> dict[str, Any]:
+    """The checked header values of an entry (its model's fields, but the payload)."""
+    try:
+        headers: Any = _unpackb(h)
+    except Exception:
+        raise _fail(entry_id, "field 'h' is not msgpack") from None
+    if type(headers) is not dict:
+        raise _fail(entry_id, f"field 'h' must be a msgpack map, not {type(headers).__name__}")
+    headers = cast(dict[Any, Any], headers)
+
+    # In the models' field order, so that decoded events dump and print like built ones.
+    values: dict[str, Any] = {"extra_headers": headers, "payload": None, "type": type_name}
+    pop = headers.pop
+    for name, header, required, allowed in cls.header_table:
+        value = pop(header, _ABSENT)
+        if value is _ABSENT:
+            if required:
+                raise _fail(entry_id, f"{type_name} event misses header {header!r}")
+            value = None
+        elif type(value) is not str or not value:
+            raise _fail(entry_id, f"header {header!r} must be a non-empty string, not {value!r}")
+        elif allowed is not None and value not in allowed:
+            raise _fail(
+                entry_id, f"header {header!r} is {value!r}; expected one of {sorted(allowed)}"
+            )
+        values[name] = value
+    if headers:
+        for key, value in headers.items():
+            if type(key) is not str or type(value) is not str:
+                raise _fail(entry_id, f"header {key!r}: {value!r} is not a string pair")
+    return values

@@ -192,3 +192,29 @@ async def test_a_writer_whose_task_was_cancelled_does_not_hang_its_flush(
             await out.aclose()
     finally:
         await tasks.exit()
+
+
+async def test_flush_does_not_wait_out_the_linger(any_bus: ait.Bus, channel_name: str) -> None:
+    """In a burst, writes wait `linger` for more to join; a flush wants them now (the end of
+    a message, a cancel), so it writes what is pending at once."""
+    channel = any_bus.channel(channel_name)
+    async with channel.writer(linger=1.0, max_wait=1.0) as out:
+        for i in range(10):  # a burst, written at once as the first write
+            out.send(delta(i))
+        await anyio.sleep(0.05)
+        for i in range(10, 20):  # more of it: these wait out the linger...
+            out.send(delta(i))
+        await anyio.sleep(0.05)
+        assert len(await channel.read(count=100)) == 1
+        start = anyio.current_time()  # ...unless flushed
+        await out.flush()
+        took = anyio.current_time() - start
+        out.send(delta(20))  # the hurry is over: the next burst lingers again
+        for i in range(21, 25):
+            out.send(delta(i))
+        await anyio.sleep(0.2)
+        lingering = len(await channel.read(count=100))
+        await out.flush()
+    assert took < 0.5
+    assert payload_items(await channel.read(count=100)) == [{"i": i} for i in range(25)]
+    assert lingering < len(await channel.read(count=100))

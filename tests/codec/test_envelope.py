@@ -469,3 +469,47 @@ def test_payload_with_integer_map_keys_round_trips() -> None:
         event_id="e", message_id="m", role="user", client_id="c", payload={1: "one", "k": [2]}
     )
     assert decode_entry("1-0", encode_event(event)) == event
+
+
+# -- headers checked once per message -------------------------------------------------------
+
+
+def test_entries_sharing_headers_decode_to_independent_events() -> None:
+    """The checked headers of a message are reused for its next entries; nothing a caller
+    does to one decoded event may leak into the next."""
+    fields = encode_event(
+        Output(
+            run_id="r1",
+            message_id="m1",
+            role="assistant",
+            parent="u1",
+            payload=[{"type": "text-delta", "id": "t1", "delta": "a"}],
+            extra_headers={"x-trace": "abc"},
+        )
+    )
+    first = decode_entry("1-0", fields)
+    first.extra_headers["x-trace"] = "changed"
+    first.payload.append("changed")
+    second = decode_entry("2-0", fields)
+    assert isinstance(second, Output)
+    assert second.extra_headers == {"x-trace": "abc"}
+    assert second.payload == [{"type": "text-delta", "id": "t1", "delta": "a"}]
+    assert (second.run_id, second.message_id, second.parent) == ("r1", "m1", "u1")
+
+
+def test_the_same_header_bytes_under_another_type_are_checked_for_that_type() -> None:
+    output = encode_event(
+        Output(run_id="r1", message_id="m1", role="assistant", parent="u1", payload=[])
+    )
+    decode_entry("1-0", output)
+    as_run_start = [b"v", output[1], b"t", b"run.start", b"h", output[5]]
+    with pytest.raises(ait.CodecError, match="run.start event misses header"):
+        decode_entry("2-0", as_run_start)
+
+
+def test_bad_headers_fail_every_time() -> None:
+    bad = [b"v", b"1", b"t", b"output", b"h", msgpack.packb({"run-id": "r1"})]
+    for entry_id in ("1-0", "2-0"):
+        with pytest.raises(ait.CodecError) as info:
+            decode_entry(entry_id, bad + [b"d", msgpack.packb([])])
+        assert info.value.entry_id == entry_id
