@@ -241,10 +241,11 @@ class Run:
     async def load_conversation(self, *, max_entries: int = 50_000) -> list[Message]:
         """The messages of the branch this run continues, oldest first, ready for a model.
 
-        Reads the channel backward from the input (in pages) and folds it with the same
-        Tree the clients use, until the branch's first message is reached. Other branches
-        (older edits, other regenerations) are left out. For a resumed run the branch runs
-        through its own messages so far, tool results included.
+        Reads the channel backward from its newest entry (in pages) and folds it with the
+        same Tree the clients use, until the branch's first message is reached. Other
+        branches (older edits, other regenerations) are left out. Once the run has
+        messages of its own (piped, or from before a suspend), the branch runs through its
+        newest one, tool results included.
         """
         if self.input is None or self.input_entry_id is None:
             raise UsageError("unable to load the conversation; start() the run first")
@@ -261,7 +262,10 @@ class Run:
 
         tree = Tree(on_error=left_out)
         channel = self.session.channel
-        before, inclusive, read = self.input_entry_id, True, 0
+        # From the newest entry: what this run published since the input (a tool result,
+        # an earlier message) belongs to its conversation too.
+        before: str | None = None
+        inclusive, read = False, 0
         while read < max_entries:
             page = await channel.history(before, limit=500, inclusive=inclusive)
             undecodable.update(entry_id for entry_id, e in page if isinstance(e, BadEntry))
@@ -279,10 +283,8 @@ class Run:
         return tree.path_to(target) if target is not None else []
 
     def _conversation_target(self, tree: Tree) -> str | None:
-        if self.resumed and self.run_id is not None:
-            info = tree.run(self.run_id)
-            if info is not None and info.message_ids:
-                return info.message_ids[-1]
+        if self._last_message_id is not None and tree.is_placed(self._last_message_id):
+            return self._last_message_id
         return self.anchor
 
     async def pipe(

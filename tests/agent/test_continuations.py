@@ -243,3 +243,45 @@ async def test_a_continuation_of_an_unknown_run_conflicts(bus: ait.Bus, channel_
         conflict = await raises(ait.RunConflict, run.start())
     assert conflict.state is None and "recent history" in str(conflict)
     assert [e.type for e in await events(channel)] == ["input"]
+
+
+async def test_load_conversation_sees_what_the_run_published_since_its_input(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    """A tool loop: call, result, the model again. Each load includes the run's own newest
+    message and the results published into it."""
+    channel = bus.channel(channel_name)
+    _, question = await publish_input(channel, "weather?")
+    async with ait.AgentSession(bus, channel_name) as session:
+        run = session.create_run(invocation(channel, question))
+        await run.start()
+        assert [m.id for m in await run.load_conversation()] == [question.message_id]
+        asked = await run.pipe(weather_call().stream())
+        await run.tool_result("c1", {"celsius": 21})
+        loaded = await run.load_conversation()
+        assert [m.id for m in loaded] == [question.message_id, asked.message_id]
+        (call,) = [p for p in loaded[1].parts if isinstance(p, ait.conversation.ToolCallPart)]
+        assert call.state == "output-available" and call.output == {"celsius": 21}
+        answer = await run.pipe(ScriptedProvider(["21 degrees"]).stream())
+        final = await run.load_conversation()
+        await run.end()
+    assert [m.id for m in final] == [question.message_id, asked.message_id, answer.message_id]
+    assert final[-1].text == "21 degrees"
+
+
+async def test_a_resumed_run_sees_its_own_tool_result_in_the_conversation(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    _, result, asked_id = await suspended_with_a_result(bus, channel_name)
+    channel = bus.channel(channel_name)
+    _, unrelated = await publish_input(channel, "meanwhile, on another branch")
+    async with ait.AgentSession(bus, channel_name) as session:
+        resumed = session.create_run(invocation(channel, result))
+        await resumed.start()
+        await resumed.tool_result("c1", {"celsius": 22})
+        loaded = await resumed.load_conversation()
+        await resumed.end()
+    assert loaded[-1].id == asked_id
+    assert unrelated.message_id not in [m.id for m in loaded]
+    (call,) = [p for p in loaded[-1].parts if isinstance(p, ait.conversation.ToolCallPart)]
+    assert call.output == {"celsius": 22}  # the agent's own result came last
