@@ -55,11 +55,17 @@ RunState = Literal["created", "started", "suspended", "ended"]
 
 @dataclass(frozen=True, slots=True)
 class CancelRequest:
-    """A cancel that targets a run, handed to `on_cancel` hooks to allow or refuse."""
+    """A cancel that targets a run, handed to `on_cancel` hooks to allow or refuse.
+
+    `cancel.client_id` is who asked; `run_client_id` whose input the run answers, and
+    `channel` where: enough for a hook to allow only the run's owner, say.
+    """
 
     run_id: str | None
     entry_id: str
     cancel: Cancel
+    channel: str = ""
+    run_client_id: str | None = None
 
 
 CancelHook = Callable[[CancelRequest], bool | Awaitable[bool]]

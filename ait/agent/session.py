@@ -394,7 +394,10 @@ class AgentSession:
             matches = True
         if matches and not run.cancelled:
             self.tasks.start(
-                self._decide, run, CancelRequest(run.run_id, entry_id, cancel), name="ait cancel"
+                self._decide,
+                run,
+                CancelRequest(run.run_id, entry_id, cancel, self.channel.name, run.client_id),
+                name="ait cancel",
             )
 
     async def _decide(self, run: Run, request: CancelRequest) -> None:

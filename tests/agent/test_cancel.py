@@ -293,8 +293,30 @@ async def test_a_hook_that_refuses_lets_the_run_complete(
     (request,) = calls
     assert (request.run_id, request.entry_id) == (handler.run.run_id, entry)
     assert request.cancel.client_id == "alice"
+    assert (request.channel, request.run_client_id) == (channel_name, sent.client_id)
     assert handler.result is not None and handler.result.reason == "complete"
     assert (await run_ends(channel))[handler.run.run_id].reason == "complete"  # type: ignore[index]
+
+
+async def test_a_hook_can_let_only_the_runs_owner_cancel(bus: ait.Bus, channel_name: str) -> None:
+    channel = bus.channel(channel_name)
+
+    def owner_only(request: ait.CancelRequest) -> bool:
+        return request.cancel.client_id == request.run_client_id
+
+    async with ait.AgentSession(bus, channel_name, on_cancel=owner_only) as session:
+        _, sent = await publish_input(channel, client="alice")
+        handler = Handler(session.create_run(invocation(channel, sent)))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(handler)
+            await handler.ticker.running()
+            await cancel(channel, run_id=handler.run.run_id, client="mallory")
+            await anyio.sleep(0.1)
+            assert not handler.run.cancelled
+            await cancel(channel, run_id=handler.run.run_id, client="alice")
+            with anyio.fail_after(2):
+                await handler.done.wait()
+    assert handler.result is not None and handler.result.reason == "cancelled"
 
 
 async def test_the_run_hook_overrides_the_session_hook_and_a_refusal_is_not_final(
