@@ -21,6 +21,8 @@ async with ait.Bus.from_url(url) as bus:
   takes them over: a run that never started is run now; a run that started and never
   ended is ended with `error`, code `agent-lost` (and, with `restart_lost=True`, answered
   again by a new run); a run that finished is just acknowledged.
+- Every `trim_every` seconds the worker trims the queue: acknowledged entries are deleted,
+  pending and not yet delivered ones kept (`Pool.trim`).
 - `stop()` (or cancelling `run()`) stops taking work, lets in-flight handlers finish for up
   to `shutdown_timeout`, then cancels them; their runs end with code `agent-shutdown`.
 """
@@ -69,6 +71,9 @@ class AgentWorker:
         consumer: this worker's name in the consumer group (host-pid-random by default).
         session_options: keyword arguments for each run's `AgentSession`.
         on_error: called with errors of handlers and of the worker itself; logged by default.
+        block_ms: how long one read of the queue waits for new invocations, in milliseconds.
+        trim_every: seconds between trims of the queue (the acknowledged invocations); None
+            never trims.
     """
 
     def __init__(
@@ -85,11 +90,14 @@ class AgentWorker:
         session_options: dict[str, Any] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
         block_ms: int = 2_000,
+        trim_every: float | None = 60.0,
     ) -> None:
         if concurrency < 1:
             raise UsageError("concurrency must be at least 1")
         if lease < 1:
             raise UsageError("lease must be at least 1 second")
+        if trim_every is not None and not trim_every > 0:
+            raise UsageError("trim_every must be a positive number of seconds, or None")
         self.bus = bus
         self.handler = handler
         self.pool: Pool = bus.pool(pool)
@@ -101,6 +109,7 @@ class AgentWorker:
         self.session_options = session_options or {}
         self._on_error = on_error
         self._block_ms = block_ms
+        self.trim_every = trim_every
         self._busy = 0
         self._slot_freed = anyio.Event()
         self._stopping = anyio.Event()
@@ -110,8 +119,16 @@ class AgentWorker:
         # as a last resort.
         self._stops: set[anyio.CancelScope] = set()
         self._guards: set[anyio.CancelScope] = set()
-        #: Counters, for monitoring: invocations taken, runs recovered, handler failures.
-        self.stats = {"taken": 0, "reclaimed": 0, "lost_ended": 0, "failed": 0, "acked": 0}
+        #: Counters, for monitoring: invocations taken, runs recovered, handler failures,
+        #: queue entries acknowledged and trimmed.
+        self.stats = {
+            "taken": 0,
+            "reclaimed": 0,
+            "lost_ended": 0,
+            "failed": 0,
+            "acked": 0,
+            "trimmed": 0,
+        }
 
     def report(self, error: BaseException) -> None:
         if self._on_error is None:
@@ -144,6 +161,8 @@ class AgentWorker:
                     async with anyio.create_task_group() as intake:
                         intake.start_soon(self._serve, handlers)
                         intake.start_soon(self._reclaim_loop, handlers)
+                        if self.trim_every is not None:
+                            intake.start_soon(self._trim_loop, self.trim_every)
                         await self._stopping.wait()
                         intake.cancel_scope.cancel()
                 finally:
@@ -292,6 +311,19 @@ class AgentWorker:
                 continue
             for entry_id, invocation in claimed:
                 await self._dispatch(handlers, entry_id, invocation, reclaimed=True)
+
+    async def _trim_loop(self, every: float) -> None:
+        """Trim the queue every `every` seconds; a failure is reported, never fatal.
+
+        Its own loop, not part of the reclaim loop: that one skips its turn while every
+        slot is busy, and a busy worker is the one whose queue grows.
+        """
+        while True:
+            await anyio.sleep(every)
+            try:
+                self.stats["trimmed"] += await self.pool.trim()
+            except Exception as exc:  # housekeeping: the worker serves on regardless
+                self.report(exc)
 
     async def _recover(self, invocation: Invocation) -> bool:
         """Settle an invocation whose worker died; True when it should be answered now."""
