@@ -13,6 +13,9 @@ result = await run.pipe(provider.stream(request))
 - Closing the stream (a user's cancel, or the consuming task cancelled) stops generation
   within one token; prompt processing is interrupted too, through llama.cpp's abort
   callback, and the model stays usable.
+- A prompt longer than the context (`n_ctx`) is refused with `ProviderRequestError` before
+  anything is generated, saying both numbers; an answer that reaches the end of the context
+  stops there with finish reason `length`.
 - Tool calls work when the chat format supports them (`chat_format="chatml-function-calling"`
   or a model template with tools); `enable_thinking` is ignored (a template decides).
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import math
 import os
+import re
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -104,6 +108,10 @@ class LlamaCppProvider:
         if split_mode is not None:
             self.options["split_mode"] = split_mode
         self._llm: Any = None
+        #: Tokens the loaded context holds, prompt and answer together.
+        self._window = 0
+        #: The formatter of the model's own chat template, to count a prompt's tokens.
+        self._formatter: Any = None
         self._load_lock = anyio.Lock()
         self._queue = anyio.Semaphore(1)  # FIFO: a fair queue of generations
         self._stop = threading.Event()  # read by the abort callback during prompt processing
@@ -124,6 +132,7 @@ class LlamaCppProvider:
     def _load(self) -> Any:
         try:
             import llama_cpp
+            import llama_cpp.llama_chat_format
         except ImportError as exc:
             raise ProviderConfigError(
                 "llama.cpp is not installed: pip install 'ait[llama]'", provider=self.name
@@ -142,6 +151,8 @@ class LlamaCppProvider:
         callback_type: Any = llama_cpp.ggml_abort_callback
         self._abort_callback = callback_type(lambda _data: self._stop.is_set())  # pyright: ignore
         llama_cpp.llama_set_abort_callback(llm.ctx, self._abort_callback, ctypes.c_void_p())  # pyright: ignore
+        self._window = _window(llm)
+        self._formatter = _template_formatter(llm, llama_cpp.llama_chat_format)
         return llm
 
     async def aclose(self) -> None:
@@ -215,7 +226,8 @@ class LlamaCppProvider:
                             counts = payload
                             break
                         if kind == "error":
-                            raise _translate(payload, self.name)
+                            produced = watch.first is not None  # an event was yielded
+                            raise _translate(payload, self.name, self._window, produced)
                         choices = as_list(as_dict(payload).get("choices"))
                         choice = as_dict(choices[0] if choices else None)
                         for event in stream_deltas(as_dict(choice.get("delta")), calls):
@@ -259,6 +271,11 @@ class LlamaCppProvider:
         try:
             llm = self._llm
             before = 0
+            prompt = self._prompt_tokens(llm, kwargs)
+            if prompt is not None and prompt >= self._window:
+                # llama-cpp-python's own rule: the prompt must leave room for one token; a
+                # longer max_tokens is cut to what is left (the answer ends with `length`).
+                raise ProviderRequestError(_too_long(prompt, self._window), provider=self.name)
             for chunk in llm.create_chat_completion(**kwargs):
                 if self._stop.is_set():
                     break
@@ -267,8 +284,9 @@ class LlamaCppProvider:
                 if delta.get("content") or delta.get("tool_calls"):  # a token of text or call
                     completion += 1
                 hand_over(("chunk", chunk))
-            total = int(getattr(llm, "n_tokens", 0))
-            hand_over(("end", (max(total - completion - before, 0), completion)))
+            if prompt is None:  # from the context: one short when max_tokens cut the answer
+                prompt = max(int(getattr(llm, "n_tokens", 0)) - completion - before, 0)
+            hand_over(("end", (prompt, completion)))
         except Exception as exc:
             hand_over(("end", (0, completion)) if self._stop.is_set() else ("error", exc))
         finally:
@@ -276,6 +294,22 @@ class LlamaCppProvider:
                 anyio.from_thread.run_sync(done.set, token=token)
             except Exception:
                 pass
+
+    def _prompt_tokens(self, llm: Any, kwargs: dict[str, Any]) -> int | None:
+        """The tokens of the prompt `kwargs` makes, as llama-cpp-python will tokenize it;
+        None when the chat format is not the model's template (llama-cpp-python checks it
+        then, later). In the generation thread: rendering and tokenizing take a while."""
+        if self._formatter is None:
+            return None
+        result = self._formatter(
+            messages=kwargs["messages"],
+            tools=kwargs.get("tools"),
+            tool_choice=kwargs.get("tool_choice"),
+        )
+        tokens = llm.tokenize(
+            result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
+        )
+        return len(tokens)
 
 
 _silencer: Any = None
@@ -293,11 +327,98 @@ def _silence(llama_cpp: Any) -> None:
         llama_cpp.llama_log_set(_silencer, ctypes.c_void_p())
 
 
-def _translate(error: BaseException, provider: str) -> ProviderError:
+def _translate(error: BaseException, provider: str, window: int, produced: bool) -> ProviderError:
+    """llama.cpp's failure as a ProviderError.
+
+    The prompt is counted before generating (`_prompt_tokens`); these are the fallbacks for
+    what that count cannot see (a chat format other than the model's template).
+    """
     if isinstance(error, ProviderError):
         return error
-    if isinstance(error, ValueError) and "context window" in str(error):
-        return ProviderRequestError(f"the prompt does not fit: {error}", provider=provider)
+    text = str(error)
+    if isinstance(error, ValueError) and "context window" in text:
+        # llama-cpp-python's "Requested tokens (N) exceed context window of M": its M is
+        # llama.cpp's padded size, not the n_ctx that holds (`_window`).
+        found = _REQUESTED.search(text)
+        if found is not None:
+            return ProviderRequestError(_too_long(int(found[1]), window), provider=provider)
+        return ProviderRequestError(
+            f"the prompt does not fit the context window of {window} tokens (n_ctx): {text}; "
+            "raise n_ctx or shorten the conversation",
+            provider=provider,
+        )
+    if isinstance(error, ValueError) and "could not broadcast" in text:
+        # llama-cpp-python's token buffers (n_ctx long) overflowed: the conversation
+        # outgrew the context.
+        if not produced:
+            return ProviderRequestError(
+                f"the prompt does not fit the context window of {window} tokens (n_ctx); "
+                f"raise n_ctx or shorten the conversation (llama.cpp: {text})",
+                provider=provider,
+            )
+        return ProviderStreamError(
+            f"the answer ran past the end of the context window of {window} tokens (n_ctx); "
+            f"raise n_ctx or shorten the conversation (llama.cpp: {text})",
+            provider=provider,
+        )
     return ProviderStreamError(
         f"llama.cpp failed: {type(error).__name__}: {error}", provider=provider
+    )
+
+
+_REQUESTED = re.compile(r"Requested tokens \((\d+)\)")
+
+
+def _too_long(prompt: int, window: int) -> str:
+    return (
+        f"the prompt does not fit: it is {prompt} tokens, and the context window holds "
+        f"{window} (n_ctx), prompt and answer together; raise n_ctx or shorten the conversation"
+    )
+
+
+def _window(llm: Any) -> int:
+    """The tokens `llm`'s context holds.
+
+    llama.cpp pads the context it allocates (to a multiple of 256: n_ctx=1000 gets 1024),
+    but llama-cpp-python's token buffers hold only the n_ctx it was given, while it checks
+    prompts and caps max_tokens against the padded size (0.3.36). A conversation between the
+    two overflowed its buffers ("could not broadcast input array"). Align its bound with its
+    buffers, so that its own check and cap (which `_prompt_tokens` cannot replace for every
+    chat format) hold.
+    """
+    padded = int(llm.n_ctx())
+    asked = int(llm.context_params.n_ctx)
+    window = min(asked, padded) if asked > 0 else padded
+    if getattr(llm, "_n_ctx", window) > window:
+        llm._n_ctx = window
+    return window
+
+
+def _template_formatter(llm: Any, chat_format: Any) -> Any:
+    """The formatter llama-cpp-python renders `llm`'s prompts with, when they follow one of
+    the model's own chat templates (the default for a model that has one); else None.
+
+    Built as `llama_cpp.Llama` builds it, so a prompt counts the tokens it will evaluate.
+    """
+    name = llm.chat_format
+    if llm.chat_handler is not None or not isinstance(name, str):
+        return None
+    if name == "chat_template.default":
+        template = llm.metadata.get("tokenizer.chat_template")
+    elif name.startswith("chat_template."):
+        template = llm.metadata.get(f"tokenizer.{name}")
+    else:
+        return None  # a named format (`chatml`, `chatml-function-calling`, ...)
+    if not template:
+        return None
+
+    def text(token: int) -> str:
+        return llm._model.token_get_text(token) if token != -1 else ""
+
+    eos = int(llm.token_eos())
+    return chat_format.Jinja2ChatFormatter(
+        template=template,
+        eos_token=text(eos),
+        bos_token=text(int(llm.token_bos())),
+        stop_token_ids=[eos],
     )

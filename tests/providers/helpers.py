@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
@@ -324,3 +325,11 @@ async def answer_on_channel(
     branch = tree.path_to(result.message_id)
     assert [m.id for m in branch] == [event.message_id, result.message_id]
     return result, message, branch
+
+
+def generation_threads() -> list[threading.Thread]:
+    """Generation threads still running (a finished one may take a moment to exit)."""
+    threads = [t for t in threading.enumerate() if t.name == "ait llama"]
+    for thread in threads:
+        thread.join(timeout=0.2)
+    return [t for t in threads if t.is_alive()]

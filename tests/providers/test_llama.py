@@ -6,7 +6,6 @@ One thread of CPU (the test machine has two cores, shared), small max_tokens.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from ait.providers import (
     smollm2_path,
 )
 
-from .helpers import collect, finish_of, request, text_of
+from .helpers import collect, finish_of, generation_threads, request, text_of
 
 pytestmark = pytest.mark.slow
 
@@ -38,14 +37,6 @@ async def llama() -> AsyncIterator[LlamaCppProvider]:
     await provider.load()
     yield provider
     await provider.aclose()
-
-
-def generation_threads() -> list[threading.Thread]:
-    """Generation threads still running (a finished one may take a moment to exit)."""
-    threads = [t for t in threading.enumerate() if t.name == "ait llama"]
-    for thread in threads:
-        thread.join(timeout=0.2)
-    return [t for t in threads if t.is_alive()]
 
 
 def evaluated(provider: LlamaCppProvider) -> int:
@@ -248,8 +239,9 @@ async def test_a_file_that_is_not_a_model(tmp_path: Path) -> None:
 
 async def test_a_prompt_over_the_context_is_a_request_error(llama: LlamaCppProvider) -> None:
     too_long = "word " * 3000  # over n_ctx=2048
-    # llama-cpp-python finds out while it runs; it is the request's fault, not the stream's.
-    with pytest.raises(ait.ProviderRequestError, match="exceed context window"):
+    # Counted before anything is evaluated; it is the request's fault, not the stream's
+    # (tests/providers/test_llama_context.py has the details).
+    with pytest.raises(ait.ProviderRequestError, match=r"holds 2048 \(n_ctx\)"):
         await collect(llama.stream(request(too_long, max_tokens=4)))
     assert generation_threads() == [] and llama.waiting == 0
     assert text_of(await collect(llama.stream(request("Say yes.", max_tokens=4))))
