@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from ..codec.chat import ChatCodec
 from ..conversation import Tree, View
 from ..errors import UsageError
@@ -51,7 +53,7 @@ class ClientView(View):
             EntryTooLarge, CodecError: refused before anything was folded or published.
             BusError: the publish failed (the optimistic message is taken back).
         """
-        event = Input(
+        event = _input(
             event_id=new_id(),
             message_id=new_id(),
             role=role,
@@ -75,7 +77,7 @@ class ClientView(View):
         """Replace input `message_id` with new content: a sibling this view selects at once."""
         parent, fork_of = self.edit_target(message_id)
         original = self.tree.input_nodes[message_id].event
-        event = Input(
+        event = _input(
             event_id=new_id(),
             message_id=new_id(),
             role=original.role,
@@ -100,7 +102,7 @@ class ClientView(View):
         """Answer again the message that assistant message `message_id` answered: a sibling
         run, which this view selects when it starts."""
         _run_id, parent = self.regenerate_target(message_id)
-        event = Input(
+        event = _input(
             event_id=new_id(),
             message_id=new_id(),
             role="user",
@@ -147,7 +149,7 @@ class ClientView(View):
         self, call_id: str, payload: list[dict[str, Any]], *, role: str, pool: str | None
     ) -> ActiveRun:
         message_id, run_id = self._find_tool_call(call_id)
-        event = Input(
+        event = _input(
             event_id=new_id(),
             message_id=message_id,
             role=role,
@@ -167,7 +169,26 @@ class ClientView(View):
         raise UsageError(f"no tool call {call_id!r} among the messages this view shows")
 
 
+def _input(**fields: Any) -> Input:
+    """The Input a write publishes; a value it cannot hold is the caller's `UsageError`."""
+    try:
+        return Input(**fields)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'input'}: "
+            + str(error["msg"]).removeprefix("Value error, ")
+            for error in exc.errors(include_url=False)
+        )
+        raise UsageError(f"this write cannot be sent: {problems}") from None
+
+
 def _payload(content: Content) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return ChatCodec.user_text(content)
+    items: Any = content  # the type says so; a caller without a type checker may not
+    if not isinstance(items, Sequence) or not all(isinstance(i, Mapping) for i in items):  # pyright: ignore[reportUnknownVariableType]
+        raise UsageError(
+            "a message's content is text, or a list of ChatCodec events (mappings); "
+            f"got {type(content).__name__}"
+        )
     return [dict(item) for item in content]

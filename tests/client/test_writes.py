@@ -3,7 +3,7 @@ suspended run, the three invoke modes, and writes that are refused before anythi
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -445,3 +445,34 @@ async def test_a_failed_publish_takes_the_optimistic_message_back(
         )
         tree = await fold(bus.channel(channel_name))
         assert [m.text for m in ait.View(tree).messages] == ["before the crash", "after the crash"]
+
+
+async def test_a_write_with_invalid_arguments_is_a_usage_error(
+    bus: ait.Bus, channel_name: str, pool_name: str, connect: Connect
+) -> None:
+    """Bad arguments are refused before anything is folded, published or queued, and the
+    session writes on."""
+    alice = await connect("alice")
+    first = await alice.view.send("hello")
+    channel = bus.channel(channel_name)
+    before = len(await events(channel))
+    queued = await bus.pool(pool_name).length()
+
+    view = alice.view
+    cases: list[tuple[Callable[[], Awaitable[Any]], str]] = [
+        (lambda: view.send("x", headers={"run-id": "r1"}), "extra_headers repeat named headers"),
+        (lambda: view.send("x", role=""), "role: String should have at least 1 character"),
+        (lambda: view.send("x", headers={"x-n": 5}), r"extra_headers\.x-n: Input should be"),
+        (lambda: view.send(12), r"list of ChatCodec events \(mappings\); got int"),
+        (lambda: view.send(["text"]), "got list"),
+        (lambda: view.edit(first.message_id, "y", headers={"parent": "p"}), "repeat named"),
+    ]
+    for write, message in cases:
+        with pytest.raises(ait.UsageError, match=message):
+            await write()
+    assert len(await events(channel)) == before
+    assert await bus.pool(pool_name).length() == queued
+    assert [m.id for m in alice.view.messages] == [first.message_id]
+
+    second = await alice.view.send("still here")
+    assert [m.id for m in alice.view.messages] == [first.message_id, second.message_id]
