@@ -8,6 +8,8 @@ hiredis lists go straight into the envelope decoder without an intermediate dict
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import Generator
@@ -53,9 +55,15 @@ def translate_errors(action: str) -> Generator[None]:
         raise BusError(f"unable to {action}: {exc}") from exc
 
 
-class _ProbingPool(aioredis.BlockingConnectionPool):
-    """A bounded pool that makes sure a connection idle for a while still works before
-    handing it out.
+class _BoundedPool(aioredis.ConnectionPool):
+    """A bounded pool: at most `max_connections`, a burst waits (up to `timeout`) for one
+    to come free; and a connection idle for a while is checked before it is handed out.
+
+    redis-py's `BlockingConnectionPool` bounds the pool too, but takes an `asyncio.Condition`
+    and arms a timeout on every checkout and release, even when a connection is free: about
+    15 us per command, a fifth of an XADD's cost here. This pool takes the free connection
+    at once and only waits (a future per waiter, first come first served, handed the
+    connection by `release`) when all are busy.
 
     After Redis restarts, every pooled connection is dead, and redis-py hands them out
     anyway: the first command on each would fail. Retrying commands is not safe (a retried
@@ -65,9 +73,41 @@ class _ProbingPool(aioredis.BlockingConnectionPool):
 
     _PROBE_AFTER = 1.0
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, timeout: float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # pyright: ignore[reportUnknownMemberType]
+        self.timeout = timeout
         self._released: dict[Any, float] = {}
+        self._waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+
+    async def get_connection(self, *_args: Any, **_options: Any) -> Any:
+        if self._available_connections or len(self._in_use_connections) < self.max_connections:
+            connection = self.get_available_connection()
+        else:
+            connection = await self._wait()
+        try:
+            await self.ensure_connection(connection)
+        except BaseException:
+            await self.release(connection)
+            raise
+        return connection
+
+    async def _wait(self) -> Any:
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await waiter
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                # Handed a connection as the wait ended: pass it on, never lose it.
+                await self.release(waiter.result())
+            else:
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            if isinstance(exc, TimeoutError):
+                raise rexc.ConnectionError("No connection available.") from exc
+            raise
 
     async def ensure_connection(self, connection: Any) -> None:
         await super().ensure_connection(connection)
@@ -83,7 +123,15 @@ class _ProbingPool(aioredis.BlockingConnectionPool):
 
     async def release(self, connection: Any) -> None:
         self._released[connection] = time.monotonic()
-        await super().release(connection)
+        if connection.should_reconnect():
+            await connection.disconnect()
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)  # still in use: by the waiter now
+                return
+        self._in_use_connections.discard(connection)
+        self._available_connections.append(connection)
 
 
 def _describe(exc: BaseException) -> str:
@@ -166,7 +214,7 @@ class RedisHandle:
             else:
                 # A bounded pool that makes a burst wait for a free connection rather than
                 # open hundreds (or fail past redis-py's default limit).
-                pool = _ProbingPool.from_url(  # pyright: ignore
+                pool = _BoundedPool.from_url(  # pyright: ignore
                     url, max_connections=max_connections, timeout=command_timeout, **options
                 )
                 client = aioredis.Redis.from_pool(pool)  # the client owns (and closes) it
