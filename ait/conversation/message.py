@@ -160,9 +160,9 @@ class _PartState:
 class MessageState:
     """The fold of one message id's codec events. Owned by a `Tree`."""
 
-    __slots__ = ("_cache", "_last", "_parts", "_segments", "client_id", "error", "finish_reason",
-                 "id", "is_input", "metadata", "metrics", "optimistic", "parent", "role",
-                 "run_id", "status", "usage")  # fmt: skip
+    __slots__ = ("_cache", "_contents", "_keys", "_last", "_parts", "client_id", "error",
+                 "finish_reason", "id", "is_input", "metadata", "metrics", "optimistic",
+                 "parent", "role", "run_id", "status", "usage")  # fmt: skip
 
     def __init__(self, message_id: str, role: str = "assistant", *, is_input: bool = False) -> None:
         self.id = message_id
@@ -173,7 +173,12 @@ class MessageState:
         self.parent: str | None = None
         self.client_id: str | None = None
         self.optimistic = False
-        self._segments: list[tuple[EntryKey, list[dict[str, Any]]]] = []
+        # The entries folded into this message, in entry order: their keys and events, in
+        # two lists rather than one list of pairs, so that a streamed delta leaves no new
+        # object for the garbage collector to track (with 100 sessions in a process, a pair
+        # per delta and session made its full collections several times more frequent).
+        self._keys: list[EntryKey] = []
+        self._contents: list[list[dict[str, Any]]] = []
         self._last: EntryKey | None = None
         self._cache: Message | None = None
         self._reset()
@@ -189,13 +194,35 @@ class MessageState:
 
     @property
     def has_content(self) -> bool:
-        return bool(self._segments)
+        return bool(self._keys)
+
+    @property
+    def first_key(self) -> EntryKey | None:
+        """The key of the oldest entry folded into this message."""
+        return self._keys[0] if self._keys else None
+
+    def segment(self, key: EntryKey) -> list[dict[str, Any]] | None:
+        """The events of the entry with `key`, if it was folded into this message."""
+        for index, segment_key in enumerate(self._keys):
+            if segment_key == key:
+                return self._contents[index]
+        return None
+
+    def _set_segments(self, segments: list[tuple[EntryKey, list[dict[str, Any]]]]) -> None:
+        segments.sort(key=lambda segment: segment[0])
+        self._keys = [key for key, _ in segments]
+        self._contents = [events for _, events in segments]
+        self._rebuild()
+
+    def _segments(self) -> list[tuple[EntryKey, list[dict[str, Any]]]]:
+        return list(zip(self._keys, self._contents, strict=True))
 
     def add(self, key: EntryKey, events: list[dict[str, Any]]) -> None:
         """Fold one entry's events (already checked with `wire_problem`)."""
         self._cache = None
         if self._last is None or key > self._last:
-            self._segments.append((key, events))
+            self._keys.append(key)
+            self._contents.append(events)
             self._last = key
             parts = self._parts
             for event in events:
@@ -207,32 +234,24 @@ class MessageState:
                 _APPLY[event["type"]](self, event)
             return
         # Older than what we have: file it in order and fold everything again.
-        self._segments.append((key, events))
-        self._segments.sort(key=lambda segment: segment[0])
-        self._rebuild()
+        self._set_segments([*self._segments(), (key, events)])
 
     def rekey(self, old: EntryKey, new: EntryKey) -> None:
         """An optimistic segment was echoed: give it its real entry key."""
-        self._segments = [(new if k == old else k, e) for k, e in self._segments]
-        self._segments.sort(key=lambda segment: segment[0])
-        self._rebuild()
+        self._set_segments([(new if k == old else k, e) for k, e in self._segments()])
 
     def replace(self, key: EntryKey, events: list[dict[str, Any]]) -> None:
         """Set the content of one segment (an echo replacing the optimistic copy)."""
-        self._segments = [(k, e) for k, e in self._segments if k != key]
-        self._segments.append((key, events))
-        self._segments.sort(key=lambda segment: segment[0])
-        self._rebuild()
+        self._set_segments([(k, e) for k, e in self._segments() if k != key] + [(key, events)])
 
     def drop(self, key: EntryKey) -> None:
-        self._segments = [(k, e) for k, e in self._segments if k != key]
-        self._rebuild()
+        self._set_segments([(k, e) for k, e in self._segments() if k != key])
 
     def _rebuild(self) -> None:
         self._cache = None
         self._reset()
-        self._last = self._segments[-1][0] if self._segments else None
-        for _, events in self._segments:
+        self._last = self._keys[-1] if self._keys else None
+        for events in self._contents:
             for event in events:
                 _APPLY[event["type"]](self, event)
 

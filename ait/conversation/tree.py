@@ -289,9 +289,8 @@ class Tree:
         run.messages.sort(key=lambda mid: self._first_key(mid))
 
     def _first_key(self, message_id: str) -> EntryKey:
-        state = self._messages[message_id]
-        segments = state._segments  # pyright: ignore[reportPrivateUsage]
-        return segments[0][0] if segments else (math.inf, math.inf)
+        first = self._messages[message_id].first_key
+        return (math.inf, math.inf) if first is None else first
 
     def _run(self, run_id: str, key: EntryKey) -> _Run:
         run = self._runs.get(run_id)
@@ -371,7 +370,7 @@ class Tree:
             state.optimistic = False
             payload = cast(list[dict[str, Any]], echo.payload or [])
             state.rekey(old, key)
-            if payload != _segment_events(state, key):
+            if payload != state.segment(key):
                 state.replace(key, payload)
             self._reshape = True
             self._changed.add(echo.message_id)
@@ -581,13 +580,6 @@ def _targets(event: Cancel, key: EntryKey, run: _Run) -> bool:
     if run.key > key:
         return False  # a scope covers the runs started before it, not later ones
     return event.scope == "all" or (start is not None and start.run_client_id == event.client_id)
-
-
-def _segment_events(state: MessageState, key: EntryKey) -> list[dict[str, Any]] | None:
-    for segment_key, events in state._segments:  # pyright: ignore[reportPrivateUsage]
-        if segment_key == key:
-            return events
-    return None
 
 
 def _run_info(run: _Run) -> RunInfo:
