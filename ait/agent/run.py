@@ -200,10 +200,12 @@ class Run:
             self.invocation.input_event_id, queued_at=self.invocation.enqueued_at
         )
         continuation = event.run_id is not None
+        suspended_at: str | None = None
         if event.run_id is not None:
             history = await session.run_history(event.run_id)
             if history.state != "suspended":
                 raise RunConflict(event.run_id, history.state)
+            suspended_at = history.state_id
             self._parents, self._calls = dict(history.parents), dict(history.calls)
             self._last_message_id = history.messages[-1] if history.messages else None
         await session.catch_up()  # cancels sent before now are held before the run adopts them
@@ -221,17 +223,24 @@ class Run:
         if continuation:
             if not await session.claim_active(self):
                 raise RunConflict(headers["run_id"], "active")
+            # Another agent may have resumed it and let go (ended or suspended it again)
+            # since we read it suspended: then the claim went through, but is not ours.
+            assert suspended_at is not None and event.run_id is not None
+            try:
+                moved = await session.lifecycle_since(event.run_id, suspended_at)
+            except BaseException:
+                await self._unclaim()
+                raise
+            if moved is not None:
+                await self._unclaim()
+                raise RunConflict(event.run_id, moved)
             session.adopt(self)
             lifecycle = RunResume(**headers)
             try:
                 await session.channel.publish_many([lifecycle])
             except BaseException:
                 session.release(self)
-                with anyio.CancelScope(shield=True), anyio.move_on_after(5):
-                    try:
-                        await session.unclaim_active(self)
-                    except AitError:  # Redis away: the record goes stale, and is dropped
-                        pass
+                await self._unclaim()
                 raise
         else:
             session.adopt(self)
@@ -243,6 +252,14 @@ class Run:
         self.state = "started"
         self._writer = session.channel.writer()
         self._writer.start_in(session.tasks)
+
+    async def _unclaim(self) -> None:
+        """Give back a continuation's claim on the active hash, best effort."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+            try:
+                await self.session.unclaim_active(self)
+            except AitError:  # Redis away: the record goes stale, and is dropped
+                pass
 
     async def load_conversation(self, *, max_entries: int = 50_000) -> list[Message]:
         """The messages of the branch this run continues, oldest first, ready for a model.

@@ -67,6 +67,8 @@ class RunHistory:
 
     #: "active", "suspended" or "ended"; None when the channel has no lifecycle event of it.
     state: str | None = None
+    #: The entry id of the lifecycle event `state` comes from.
+    state_id: str | None = None
     #: Its messages in the order they began, and the parent each was published with.
     messages: list[str] = field(default_factory=list[str])
     parents: dict[str, str] = field(default_factory=dict[str, str])
@@ -451,6 +453,20 @@ class AgentSession:
         with translate_errors(f"claim run {run.run_id!r} on {self.channel.name!r}"):
             return bool(await self.bus.handle.client.hsetnx(*command[1:]))
 
+    async def lifecycle_since(self, run_id: str, after: str) -> str | None:
+        """The state the newest lifecycle event of `run_id` after entry `after` gives it;
+        None when there is none (nothing happened to the run since)."""
+        state: str | None = None
+        while True:
+            page = await self.channel.read(after=after, count=500)
+            for _, event in page:
+                if isinstance(event, RunStart | RunResume | RunSuspend | RunEnd):
+                    if event.run_id == run_id:
+                        state = _STATES[type(event)]
+            if len(page) < 500:
+                return state
+            after = page[-1][0]
+
     async def unclaim_active(self, run: Run) -> None:
         with translate_errors(f"unclaim run {run.run_id!r} on {self.channel.name!r}"):
             await self.bus.handle.client.hdel(self.active_key, run.run_id)
@@ -540,10 +556,10 @@ class AgentSession:
         scanned = 0
         while scanned < _SCAN_ENTRIES:
             page = await self.channel.history(before, limit=500)
-            for _, event in reversed(page):
+            for entry_id, event in reversed(page):
                 if isinstance(event, RunStart | RunResume | RunSuspend | RunEnd):
                     if event.run_id == run_id and found.state is None:
-                        found.state = _STATES[type(event)]
+                        found.state, found.state_id = _STATES[type(event)], entry_id
                     if isinstance(event, RunStart) and event.run_id == run_id:
                         return found.in_order()
                 elif isinstance(event, Output) and event.run_id == run_id:

@@ -215,6 +215,42 @@ async def test_only_one_of_two_agents_resumes_a_suspended_run(
     assert lifecycle == ["run.start", "run.suspend", "run.resume", "run.end"]
 
 
+async def test_a_resume_that_lost_the_race_while_reading_conflicts(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    """B reads the run suspended, then A resumes it and ends it before B claims: B's claim
+    goes through (A let go), but the run is not suspended any more: RunConflict, nothing
+    published, no record left behind."""
+    run_id, result, _ = await suspended_with_a_result(bus, channel_name)
+    channel = bus.channel(channel_name)
+    a_done = anyio.Event()
+    async with ait.AgentSession(bus, channel_name) as late_session:
+        late = late_session.create_run(invocation(channel, result))
+        caught_up = late_session.catch_up
+
+        async def slow_catch_up() -> None:  # B pauses between its check and its claim
+            await a_done.wait()
+            await caught_up()
+
+        late_session.catch_up = slow_catch_up  # type: ignore[method-assign]
+
+        async def first() -> None:
+            async with ait.AgentSession(bus, channel_name) as session:
+                run = session.create_run(invocation(channel, result))
+                await run.start()
+                await run.end()
+            a_done.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first)
+            conflict = await raises(ait.RunConflict, late.start())
+        assert conflict.run_id == run_id and conflict.state == "ended"
+        assert late.state == "created"
+        assert await late_session.active_runs() == {}
+    lifecycle = [e.type for e in await events(channel) if e.type.startswith("run.")]
+    assert lifecycle == ["run.start", "run.suspend", "run.resume", "run.end"]
+
+
 async def test_a_continuation_of_an_ended_run_conflicts_and_publishes_nothing(
     bus: ait.Bus, channel_name: str
 ) -> None:
