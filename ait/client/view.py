@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from pydantic import ValidationError
 
 from ..codec.chat import ChatCodec
 from ..conversation import Tree, View
+from ..conversation.message import ToolCallPart
 from ..errors import UsageError
 from ..events import Input, Multitask
 from ..ids import new_id
@@ -28,6 +30,9 @@ __all__ = ["ClientView", "Content"]
 
 Content = str | Sequence[Mapping[str, Any]]
 """What a message says: text, or a list of ChatCodec events (wire maps)."""
+
+#: Seconds an answer to a tool call waits for the run that made the call to suspend.
+ANSWER_WAIT = 10.0
 
 
 class ClientView(View):
@@ -124,7 +129,12 @@ class ClientView(View):
         error: str | None = None,
         pool: str | None = None,
     ) -> ActiveRun:
-        """Answer a client-side tool call: resumes the suspended run that made it."""
+        """Answer a client-side tool call: resumes the suspended run that made it.
+
+        A call that has its result already, or whose run ended, is refused (`UsageError`);
+        while its run is still active (it has not published its suspend yet, or this view
+        has not seen it), the answer waits for the suspend, up to `ANSWER_WAIT` seconds.
+        """
         payload = (
             ChatCodec.tool_error(call_id, error)
             if error is not None
@@ -140,7 +150,11 @@ class ClientView(View):
         reason: str | None = None,
         pool: str | None = None,
     ) -> ActiveRun:
-        """Answer an approval request for tool call `call_id`: resumes the run that asked."""
+        """Answer an approval request for tool call `call_id`: resumes the run that asked.
+
+        Refused (`UsageError`) like `send_tool_result` when the request was answered already
+        or its run ended.
+        """
         return await self._continue(
             call_id, ChatCodec.approval(call_id, approved, reason), role="user", pool=pool
         )
@@ -148,7 +162,7 @@ class ClientView(View):
     async def _continue(
         self, call_id: str, payload: list[dict[str, Any]], *, role: str, pool: str | None
     ) -> ActiveRun:
-        message_id, run_id = self._find_tool_call(call_id)
+        message_id, run_id = await self._answerable(call_id, role)
         event = _input(
             event_id=new_id(),
             message_id=message_id,
@@ -159,13 +173,42 @@ class ClientView(View):
         )
         return await self.session.submit(event, optimistic=False, pool=pool)
 
-    def _find_tool_call(self, call_id: str) -> tuple[str, str]:
+    async def _answerable(self, call_id: str, role: str) -> tuple[str, str]:
+        """The message and run of tool call `call_id`, once its run waits for the answer.
+
+        An answer the run will never take is refused here: the agent would refuse it with
+        `RunConflict` and publish nothing, and the client would wait for a reply forever.
+        """
+        deadline = anyio.current_time() + ANSWER_WAIT
+        while True:
+            message_id, run_id, part = self._find_tool_call(call_id)
+            if role == "tool" and part.state in ("output-available", "output-error"):
+                raise UsageError(f"tool call {call_id!r} has its result already")
+            if role != "tool" and part.approval in ("approved", "denied"):
+                raise UsageError(f"the approval of tool call {call_id!r} was answered already")
+            run = self.tree.run(run_id)
+            status = run.status if run is not None else "pending"
+            if status == "suspended":
+                return message_id, run_id
+            if status in ("complete", "cancelled", "error"):
+                raise UsageError(
+                    f"run {run_id!r} of tool call {call_id!r} ended ({status}); "
+                    "it takes no more answers"
+                )
+            if anyio.current_time() >= deadline:
+                raise UsageError(
+                    f"run {run_id!r} of tool call {call_id!r} did not suspend within "
+                    f"{ANSWER_WAIT:g} s; it is {status}, and would not take the answer"
+                )
+            await anyio.sleep(0.01)  # the run.suspend is on its way
+
+    def _find_tool_call(self, call_id: str) -> tuple[str, str, ToolCallPart]:
         for message in reversed(self.messages):
             if message.run_id is None:
                 continue
             for part in message.parts:
                 if part.type == "tool-call" and part.id == call_id:
-                    return message.id, message.run_id
+                    return message.id, message.run_id, part
         raise UsageError(f"no tool call {call_id!r} among the messages this view shows")
 
 

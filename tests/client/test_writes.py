@@ -175,6 +175,86 @@ async def test_an_approval_resumes_the_same_run(
     assert (call.approval, call.approval_reason) == (state, reason)
 
 
+async def test_an_answer_the_run_would_refuse_is_refused_at_once(
+    bus: ait.Bus, channel_name: str, pool_name: str, agent: Agent, connect: Connect
+) -> None:
+    """A second result for a call, a second approval, an answer to a run that ended: the
+    agent would refuse each (RunConflict) and publish nothing, so the view refuses them
+    before sending, instead of leaving an ActiveRun that never resolves."""
+    agent.handler = weather_agent
+    alice = await connect("alice")
+    await ended(await alice.view.send("weather?"))
+    await ended(await alice.view.send_tool_result("call1", {"celsius": 21}))
+    channel = bus.channel(channel_name)
+
+    async def refused(write: Callable[[], Awaitable[Any]], message: str) -> None:
+        before = len(await events(channel))
+        queued = await bus.pool(pool_name).length()
+        with pytest.raises(ait.UsageError, match=message):
+            await write()
+        assert len(await events(channel)) == before  # nothing published
+        assert await bus.pool(pool_name).length() == queued  # no agent woken
+
+    view = alice.view
+    await refused(lambda: view.send_tool_result("call1", 22), "'call1' has its result already")
+    await refused(lambda: view.send_tool_result("call1", error="x"), "has its result already")
+
+    agent.handler = approval_agent
+    await ended(await alice.view.send("clean up"))
+    await ended(await alice.view.approve("del1", True))
+    await refused(lambda: view.approve("del1", False), "approval of tool call 'del1' was answered")
+
+
+async def test_an_answer_to_an_ended_run_is_refused(agent: Agent, connect: Connect) -> None:
+    async def asks_then_gives_up(run: ait.Run) -> None:
+        await run.start()
+        await run.pipe(items({"type": "tool-input-available", "id": "c9", "name": "f"}))
+        await run.end("complete")  # never suspends for the answer
+
+    agent.handler = asks_then_gives_up
+    alice = await connect("alice")
+    await ended(await alice.view.send("go"))
+    with pytest.raises(ait.UsageError, match="ended \\(complete\\); it takes no more answers"):
+        await alice.view.send_tool_result("c9", 1)
+
+
+async def test_an_answer_waits_for_the_run_to_suspend(agent: Agent, connect: Connect) -> None:
+    """A client quick to answer (the call is shown while the run is still active) is not
+    refused by the agent: the view sends the answer once the run has suspended."""
+    shown = anyio.Event()
+    go_on = anyio.Event()
+
+    async def slow_to_suspend(run: ait.Run) -> None:
+        await run.start()
+        if run.resumed:
+            await run.end((await run.pipe(items("Thanks."))).reason)
+            return
+        await run.pipe(items({"type": "tool-input-available", "id": "q1", "name": "f"}))
+        shown.set()
+        await go_on.wait()
+        await run.suspend()
+
+    agent.handler = slow_to_suspend
+    alice = await connect("alice")
+    asked = await alice.view.send("go")
+    await shown.wait()
+    await wait_for(lambda: any(p.type == "tool-call" for p in alice.view.messages[-1].parts))
+    assert (await asked.run_id) and alice.tree.run(await asked.run_id).status == "active"  # type: ignore[union-attr]
+    async with anyio.create_task_group() as tg:
+        answered: list[ait.ActiveRun] = []
+
+        async def answer() -> None:
+            answered.append(await alice.view.send_tool_result("q1", 42))
+
+        tg.start_soon(answer)
+        await anyio.sleep(0.1)
+        assert answered == []  # held while the run is active
+        go_on.set()
+    final = await ended(answered[0])
+    assert final.status == "complete" and final.run_id == await asked.run_id
+    assert alice.view.messages[-1].text == "Thanks."
+
+
 async def test_cancelling_a_resumed_run_by_its_handle(
     bus: ait.Bus, channel_name: str, agent: Agent, connect: Connect
 ) -> None:
