@@ -23,6 +23,7 @@ from .agent import AgentWorker as AgentWorker
 from .agent import CancelRequest as CancelRequest
 from .agent import PipeResult as PipeResult
 from .agent import Run as Run
+from .agent import RunHistory as RunHistory
 from .agent import ToolCall as ToolCall
 from .bus import Bus as Bus
 from .bus import Channel as Channel
@@ -137,6 +138,7 @@ __all__ = [
     "RunConflict",
     "RunEnd",
     "RunError",
+    "RunHistory",
     "RunInfo",
     "RunRejected",
     "RunResume",

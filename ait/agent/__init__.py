@@ -7,6 +7,7 @@ from .run import PipeResult as PipeResult
 from .run import Run as Run
 from .run import ToolCall as ToolCall
 from .session import AgentSession as AgentSession
+from .session import RunHistory as RunHistory
 from .worker import AgentWorker as AgentWorker
 from .worker import Handler as Handler
 
@@ -17,5 +18,6 @@ __all__ = [
     "Handler",
     "PipeResult",
     "Run",
+    "RunHistory",
     "ToolCall",
 ]

@@ -204,6 +204,7 @@ class Run:
         if event.run_id is not None:
             history = await session.run_history(event.run_id)
             if history.state != "suspended":
+                session.release(self)  # it will never run: no cancel is routed to it
                 raise RunConflict(event.run_id, history.state)
             suspended_at = history.state_id
             self._parents, self._calls = dict(history.parents), dict(history.calls)
@@ -222,6 +223,7 @@ class Run:
         lifecycle: RunStart | RunResume
         if continuation:
             if not await session.claim_active(self):
+                session.release(self)
                 raise RunConflict(headers["run_id"], "active")
             # Another agent may have resumed it and let go (ended or suspended it again)
             # since we read it suspended: then the claim went through, but is not ours.
@@ -229,9 +231,11 @@ class Run:
             try:
                 moved = await session.lifecycle_since(event.run_id, suspended_at)
             except BaseException:
+                session.release(self)
                 await self._unclaim()
                 raise
             if moved is not None:
+                session.release(self)
                 await self._unclaim()
                 raise RunConflict(event.run_id, moved)
             session.adopt(self)

@@ -440,8 +440,11 @@ class AgentSession:
                 continue
             runs[raw_id.decode()] = record
         if stale:
-            with translate_errors(f"remove stale active runs of {self.channel.name!r}"):
-                await client.eval(_REMOVE_STALE, 1, self.active_key, *stale)
+            try:
+                with translate_errors(f"remove stale active runs of {self.channel.name!r}"):
+                    await client.eval(_REMOVE_STALE, 1, self.active_key, *stale)
+            except AitError as exc:  # housekeeping: they are left out all the same
+                self.report(exc)
         return runs
 
     async def claim_active(self, run: Run) -> bool:

@@ -246,6 +246,7 @@ async def test_a_resume_that_lost_the_race_while_reading_conflicts(
             conflict = await raises(ait.RunConflict, late.start())
         assert conflict.run_id == run_id and conflict.state == "ended"
         assert late.state == "created"
+        assert late not in late_session._runs  # pyright: ignore[reportPrivateUsage]
         assert await late_session.active_runs() == {}
     lifecycle = [e.type for e in await events(channel) if e.type.startswith("run.")]
     assert lifecycle == ["run.start", "run.suspend", "run.resume", "run.end"]
@@ -265,6 +266,7 @@ async def test_a_continuation_of_an_ended_run_conflicts_and_publishes_nothing(
         conflict = await raises(ait.RunConflict, late.start())
         assert conflict.state == "ended" and "ended" in str(conflict)
         assert late.state == "created"
+        assert late not in session._runs  # pyright: ignore[reportPrivateUsage]  # not kept
         assert await session.active_runs() == {}
     assert len(await entries(channel)) == before
 

@@ -103,6 +103,40 @@ async def test_a_stale_record_refreshed_meanwhile_is_not_removed(
         assert await client.hgetall(key) == {b"slow-run": fresh}
 
 
+async def test_failing_to_remove_stale_records_is_reported_not_raised(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    """Removing stale records is housekeeping: when it fails (here Redis refuses the
+    script), they are left out all the same, the problem is reported, and a run with a
+    multitask policy starts."""
+    channel = bus.channel(channel_name)
+    key = channel.key_for("active")
+    old = msgpack.packb({"alive-at": int(time.time() * 1000) - 60_000})
+    await bus.handle.client.hset(key, "dead-run", old)
+    client = bus.handle.client
+    problems: list[BaseException] = []
+
+    async def refused(*_args: object) -> object:
+        await client.execute_command(
+            "EVAL", "return redis.error_reply('NOPERM no')", 0
+        )
+        raise AssertionError("unreachable")
+
+    async with ait.AgentSession(bus, channel_name, on_error=problems.append) as session:
+        client.eval = refused  # type: ignore[method-assign]
+        try:
+            assert await session.active_runs() == {}
+            _, event = await publish_input(channel, multitask="reject")
+            run = session.create_run(invocation(channel, event))
+            await run.start()  # not rejected by the dead run, not failed by the housekeeping
+            await run.end()
+        finally:
+            del client.eval
+    assert len(problems) >= 2 and all(isinstance(p, ait.BusError) for p in problems)
+    assert "unable to remove stale active runs" in str(problems[0])
+    assert await client.hexists(key, "dead-run") == 1  # still there: removal failed
+
+
 async def test_a_worker_that_lost_its_lease_cannot_renew_it_back(
     bus: ait.Bus, channel_name: str
 ) -> None:

@@ -7,6 +7,7 @@ channels by slot.
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 import time
@@ -23,19 +24,25 @@ from ait.bus.embedded import find_redis_server
 from .helpers import inp
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _cluster_port() -> int:
+    """A free port whose cluster-bus port (port + 10000) is free too: at most 55535."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randint(20_000, 55_535)
+        try:
+            with socket.socket() as sock, socket.socket() as bus_sock:
+                sock.bind(("127.0.0.1", port))
+                bus_sock.bind(("127.0.0.1", port + 10_000))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
 
 
 @pytest.fixture(scope="module")
 def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = Path(tmp_path_factory.mktemp("cluster"))
-    for _ in range(5):
-        port = _free_port()
-        if port < 55535:  # the cluster bus listens on port + 10000
-            break
+    port = _cluster_port()
     process = subprocess.Popen(
         [
             find_redis_server(),
