@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import random
 import sys
 import time
@@ -41,18 +39,19 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import msgpack
-import redis
 import redis.asyncio as aioredis
-import redis.utils
 from _harness import (
+    BenchBase,
     Check,
     Metrics,
     Scenario,
-    Verdict,
+    arguments,
+    parse,
     percentile,
-    render_block,
     render_summary,
-    run_interleaved,
+    report,
+    selected,
+    serve,
 )
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
@@ -61,7 +60,6 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 import ait
 from ait.codec import encode_event
 from ait.ids import new_id
-from ait.testing import EmbeddedRedis
 
 HERE = Path(__file__).resolve().parent
 PRODUCER = HERE / "_producer.py"
@@ -313,38 +311,13 @@ async def raw_fanout_reader(
 # -- the scenarios --------------------------------------------------------------------------
 
 
-class Bench:
+class Bench(BenchBase):
     def __init__(self, url: str, sizes: Sizes, seed: int) -> None:
-        self.url = url
+        super().__init__(url)
         self.sizes = sizes
         self.seed = seed
         self.wire = Wire(seed)
-        self.admin = aioredis.Redis.from_url(url)
-        self._names = 0
-        self.bus_errors = 0
-        self.last_bus_error = ""
         self._history: list[dict[bytes, bytes]] | None = None
-
-    def name(self, kind: str) -> str:
-        self._names += 1
-        return f"bench-{kind}-{self._names:06d}"
-
-    def raw_client(self) -> aioredis.Redis:
-        return aioredis.Redis.from_url(self.url)
-
-    def bus(self) -> ait.Bus:
-        """An ait bus; the errors it reports in the background are counted, not logged."""
-        self.bus_errors = 0
-        return ait.Bus.from_url(self.url, on_error=self._count_error)
-
-    def _count_error(self, error: BaseException) -> None:
-        self.bus_errors += 1
-        self.last_bus_error = repr(error)
-
-    async def between(self) -> None:
-        """After every side: an empty server for the next one."""
-        await self.admin.flushall()
-        await anyio.sleep(0.05)
 
     async def client_count(self) -> int:
         return len(await self.admin.client_list())
@@ -1084,64 +1057,17 @@ def scenarios(bench: Bench) -> list[Scenario]:
     ]
 
 
-def selected(all_scenarios: list[Scenario], only: str | None) -> list[Scenario]:
-    if not only:
-        return all_scenarios
-    wanted = [w.strip() for w in only.split(",") if w.strip()]
-
-    def matches(scenario: Scenario, word: str) -> bool:
-        return (
-            word in (scenario.name, scenario.number)
-            or scenario.name.startswith(word + "-")
-            or (word.isdigit() and scenario.number.rstrip("abcd") == word)
-        )
-
-    names = {s.name for s in all_scenarios}
-    wanted_names = {w for w in wanted if w in names}  # an exact name means only that one
-    chosen = [
-        s
-        for s in all_scenarios
-        if s.name in wanted_names or any(matches(s, w) for w in wanted if w not in names)
-    ]
-    unknown = [w for w in wanted if not any(matches(s, w) for s in all_scenarios)]
-    if unknown:
-        known = ", ".join(s.name for s in all_scenarios)
-        raise SystemExit(f"unknown scenario(s) {', '.join(unknown)}; known: {known}")
-    return chosen
-
-
 # -- main -----------------------------------------------------------------------------------
-
-
-def environment(url: str, server_version: str) -> str:
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (
-        f"python {platform.python_version()}, redis-py {redis.__version__}, "
-        f"hiredis {'yes' if redis.utils.HIREDIS_AVAILABLE else 'NO'}, "
-        f"redis-server {server_version} on {url}, {os.cpu_count()} CPUs, "
-        f"load average {load}"
-    )
 
 
 async def run(args: argparse.Namespace, url: str, dump: dict[str, Any]) -> None:
     sizes = QUICK if args.quick else FULL
     bench = Bench(url, sizes, args.seed)
     chosen = selected(scenarios(bench), args.only)
-    info = await bench.admin.info("server")
-    print(f"ait bus benchmark: {args.rounds} rounds, interleaved A (ait) B (raw) per round")
-    print(environment(url, info.get("redis_version", "?")))
-    print("ratio = ait/raw of the same round; the verdict uses the median over rounds.")
-    if args.quick:
-        print("--quick: reduced sizes, for a smoke run; numbers are noisier.")
-    results: list[tuple[Scenario, list[Verdict]]] = []
+    title = f"ait bus benchmark: {args.rounds} rounds, interleaved A (ait) B (raw) per round"
     started = time.perf_counter()
     try:
-        for scenario in chosen:
-            rounds = await run_interleaved(scenario, args.rounds, bench.between)
-            text, verdicts = render_block(scenario, rounds)
-            print(text, flush=True)
-            results.append((scenario, verdicts))
-            dump[scenario.name] = [{"ait": r.ait, "raw": r.raw} for r in rounds]
+        results = await report(title, args, bench, chosen, dump)
     finally:
         await bench.admin.aclose()
     judged = [v for _, vs in results for v in vs if v.passed is not None]
@@ -1164,25 +1090,12 @@ async def run(args: argparse.Namespace, url: str, dump: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--rounds", type=int, default=None, help="A/B rounds (default 5; 3 with --quick)"
-    )
-    parser.add_argument("--only", help="comma-separated scenario names, prefixes or numbers")
-    parser.add_argument("--quick", action="store_true", help="reduced sizes: a smoke run")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--json", help="also write every round's raw metrics to this file")
-    args = parser.parse_args(argv)
+    parser = arguments(__doc__.split("\n\n")[0])
+    parser.set_defaults(rounds=None)  # 5; 3 with --quick
+    args = parse(parser, argv)
     if args.rounds is None:
         args.rounds = 3 if args.quick else 5
-    if args.rounds < 1:
-        parser.error("--rounds must be at least 1")
-    dump: dict[str, Any] = {"sizes": asdict(QUICK if args.quick else FULL)}
-    with EmbeddedRedis() as server:
-        anyio.run(run, args, server.url, dump, backend="asyncio")
-    if args.json:
-        Path(args.json).write_text(json.dumps(dump, indent=1))
-    return 0
+    return serve(run, args, {"sizes": asdict(QUICK if args.quick else FULL)})
 
 
 if __name__ == "__main__":
