@@ -117,9 +117,7 @@ async def test_failing_to_remove_stale_records_is_reported_not_raised(
     problems: list[BaseException] = []
 
     async def refused(*_args: object) -> object:
-        await client.execute_command(
-            "EVAL", "return redis.error_reply('NOPERM no')", 0
-        )
+        await client.execute_command("EVAL", "return redis.error_reply('NOPERM no')", 0)
         raise AssertionError("unreachable")
 
     async with ait.AgentSession(bus, channel_name, on_error=problems.append) as session:
