@@ -140,7 +140,32 @@ class ClientView(View):
             if error is not None
             else ChatCodec.tool_result(call_id, output)
         )
-        return await self._continue(call_id, payload, role="tool", pool=pool)
+        return await self._continue([call_id], payload, role="tool", pool=pool)
+
+    async def send_tool_results(
+        self,
+        results: Mapping[str, Any],
+        *,
+        errors: Mapping[str, str] | None = None,
+        pool: str | None = None,
+    ) -> ActiveRun:
+        """Answer several tool calls of one message at once: one input, one resume.
+
+        A model that calls tools in parallel suspends its run once for all of them; answer
+        them together, because a run resumes once per input (an answer sent on its own
+        while another one's resume is under way is refused by the agent). `results` maps
+        call ids to outputs, `errors` call ids to error messages. Refused (`UsageError`)
+        like `send_tool_result`, and when the calls are not all of one message.
+        """
+        failed = dict(errors or {})
+        both = sorted(set(results) & set(failed))
+        if both:
+            raise UsageError(f"tool calls {both} have both a result and an error")
+        if not results and not failed:
+            raise UsageError("no tool results to send")
+        payload = [e for cid, out in results.items() for e in ChatCodec.tool_result(cid, out)]
+        payload += [e for cid, text in failed.items() for e in ChatCodec.tool_error(cid, text)]
+        return await self._continue([*results, *failed], payload, role="tool", pool=pool)
 
     async def approve(
         self,
@@ -156,13 +181,13 @@ class ClientView(View):
         or its run ended.
         """
         return await self._continue(
-            call_id, ChatCodec.approval(call_id, approved, reason), role="user", pool=pool
+            [call_id], ChatCodec.approval(call_id, approved, reason), role="user", pool=pool
         )
 
     async def _continue(
-        self, call_id: str, payload: list[dict[str, Any]], *, role: str, pool: str | None
+        self, call_ids: list[str], payload: list[dict[str, Any]], *, role: str, pool: str | None
     ) -> ActiveRun:
-        message_id, run_id = await self._answerable(call_id, role)
+        message_id, run_id = await self._answerable(call_ids, role)
         event = _input(
             event_id=new_id(),
             message_id=message_id,
@@ -173,19 +198,28 @@ class ClientView(View):
         )
         return await self.session.submit(event, optimistic=False, pool=pool)
 
-    async def _answerable(self, call_id: str, role: str) -> tuple[str, str]:
-        """The message and run of tool call `call_id`, once its run waits for the answer.
+    async def _answerable(self, call_ids: list[str], role: str) -> tuple[str, str]:
+        """The message and run of tool calls `call_ids`, once their run waits for answers.
 
         An answer the run will never take is refused here: the agent would refuse it with
         `RunConflict` and publish nothing, and the client would wait for a reply forever.
         """
         deadline = anyio.current_time() + ANSWER_WAIT
+        call_id = call_ids[0]
         while True:
-            message_id, run_id, part = self._find_tool_call(call_id)
-            if role == "tool" and part.state in ("output-available", "output-error"):
-                raise UsageError(f"tool call {call_id!r} has its result already")
-            if role != "tool" and part.approval in ("approved", "denied"):
-                raise UsageError(f"the approval of tool call {call_id!r} was answered already")
+            found = {self._find_tool_call(cid)[:2] for cid in call_ids}
+            if len(found) > 1:
+                raise UsageError(
+                    f"tool calls {call_ids} are not all of one message; answer each "
+                    "message's calls together"
+                )
+            for cid in call_ids:
+                part = self._find_tool_call(cid)[2]
+                if role == "tool" and part.state in ("output-available", "output-error"):
+                    raise UsageError(f"tool call {cid!r} has its result already")
+                if role != "tool" and part.approval in ("approved", "denied"):
+                    raise UsageError(f"the approval of tool call {cid!r} was answered already")
+            ((message_id, run_id),) = found
             run = self.tree.run(run_id)
             status = run.status if run is not None else "pending"
             if status == "suspended":

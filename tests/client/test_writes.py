@@ -175,6 +175,64 @@ async def test_an_approval_resumes_the_same_run(
     assert (call.approval, call.approval_reason) == (state, reason)
 
 
+async def parallel_calls_agent(run: ait.Run) -> None:
+    """Calls two tools at once (one message), suspends once, answers with both results."""
+    await run.start()
+    if not run.resumed:
+        await run.pipe(
+            items(
+                {"type": "tool-input-available", "id": "w", "name": "weather", "input": {}},
+                {"type": "tool-input-available", "id": "t", "name": "time", "input": {}},
+            )
+        )
+        await run.suspend()
+        return
+    conversation = await run.load_conversation()
+    calls = [tool_call(conversation[-1], call_id) for call_id in ("w", "t")]
+    described = ", ".join(f"{c.name}={c.output if c.error is None else c.error}" for c in calls)
+    await run.end((await run.pipe(items(described))).reason)
+
+
+async def test_parallel_tool_calls_are_answered_together(
+    bus: ait.Bus, channel_name: str, agent: Agent, connect: Connect
+) -> None:
+    agent.handler = parallel_calls_agent
+    alice = await connect("alice")
+    suspended = await ended(await alice.view.send("weather and time?"))
+    assert suspended.status == "suspended"
+
+    answered = await alice.view.send_tool_results({"w": "sunny"}, errors={"t": "no clock"})
+    final = await ended(answered)
+    assert final.run_id == suspended.run_id and final.status == "complete"
+    assert alice.view.messages[-1].text == "weather=sunny, time=no clock"
+    channel = bus.channel(channel_name)
+    lifecycle = [e.type for e in await events(channel) if e.type.startswith("run.")]
+    assert lifecycle == ["run.start", "run.suspend", "run.resume", "run.end"]  # one resume
+    (answer,) = [e for e in await events(channel, "input") if e.run_id is not None]
+    assert [(item["type"], item["id"]) for item in answer.payload] == [
+        ("tool-output-available", "w"),
+        ("tool-output-error", "t"),
+    ]
+
+
+async def test_answering_calls_together_is_checked(agent: Agent, connect: Connect) -> None:
+    agent.handler = parallel_calls_agent
+    alice = await connect("alice")
+    await ended(await alice.view.send("weather and time?"))
+    with pytest.raises(ait.UsageError, match="no tool results"):
+        await alice.view.send_tool_results({})
+    with pytest.raises(ait.UsageError, match=r"\['w'\] have both a result and an error"):
+        await alice.view.send_tool_results({"w": 1}, errors={"w": "x"})
+    with pytest.raises(ait.UsageError, match="no tool call 'nope'"):
+        await alice.view.send_tool_results({"w": 1, "nope": 2})
+    await ended(await alice.view.send_tool_results({"w": 1, "t": 2}))
+
+    agent.handler = weather_agent  # a second run, whose call is in another message
+    await ended(await alice.view.send("weather?"))
+    with pytest.raises(ait.UsageError, match="not all of one message"):
+        await alice.view.send_tool_results({"w": 1, "call1": 2})
+
+
 async def test_an_answer_the_run_would_refuse_is_refused_at_once(
     bus: ait.Bus, channel_name: str, pool_name: str, agent: Agent, connect: Connect
 ) -> None:
