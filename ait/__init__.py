@@ -44,6 +44,7 @@ from .conversation import Tree as Tree
 from .conversation import View as View
 from .conversation import ViewChange as ViewChange
 from .errors import AitError as AitError
+from .errors import AnswerRefused as AnswerRefused
 from .errors import AuthenticationError as AuthenticationError
 from .errors import BadRequestError as BadRequestError
 from .errors import BusConnectionError as BusConnectionError
@@ -92,6 +93,7 @@ __all__ = [
     "AgentSession",
     "AgentWorker",
     "AitError",
+    "AnswerRefused",
     "AuthenticationError",
     "BadEntry",
     "BadRequestError",

@@ -44,6 +44,7 @@ from typing import Any
 
 __all__ = [
     "AitError",
+    "AnswerRefused",
     "AuthenticationError",
     "BadRequestError",
     "BusConnectionError",
@@ -234,6 +235,18 @@ class RunConflict(RunError):
         self.state = state
         where = f"is {state}" if state else "is not in the channel's recent history"
         super().__init__(f"unable to resume run {run_id!r}: it {where}, not suspended")
+
+
+class AnswerRefused(RunError):
+    """A client's answer (a tool result, an approval) that its run did not take: another
+    answer resumed the run first, or the run ended. Raised by the answer's `ActiveRun`
+    (`run_id`, `wait()`); nothing more will come of it.
+    """
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        self.run_id = run_id
+        self.reason = reason
+        super().__init__(f"run {run_id!r} did not take this answer: it was {reason} first")
 
 
 class InvokeFailed(RunError):

@@ -229,7 +229,7 @@ class Run:
             # since we read it suspended: then the claim went through, but is not ours.
             assert suspended_at is not None and event.run_id is not None
             try:
-                moved = await session.lifecycle_since(event.run_id, suspended_at)
+                moved, first = await session.since_suspend(event.run_id, suspended_at)
             except BaseException:
                 session.release(self)
                 await self._unclaim()
@@ -238,6 +238,18 @@ class Run:
                 session.release(self)
                 await self._unclaim()
                 raise RunConflict(event.run_id, moved)
+            if first is not None and first[1].event_id != event.event_id:
+                # Answers raced (two clients, one call): the run resumes with the first on
+                # the channel, whichever agent gets here first, as every client's fold
+                # keeps the first answer to a call. The later answer's client learns from
+                # the run.resume that its answer was not the one taken.
+                entry_id, event = first
+                self.input, self.input_entry_id = event, entry_id
+                headers.update(
+                    input_event_id=event.event_id,
+                    input_message_id=event.message_id,
+                    run_client_id=event.client_id,
+                )
             session.adopt(self)
             lifecycle = RunResume(**headers)
             try:

@@ -456,18 +456,24 @@ class AgentSession:
         with translate_errors(f"claim run {run.run_id!r} on {self.channel.name!r}"):
             return bool(await self.bus.handle.client.hsetnx(*command[1:]))
 
-    async def lifecycle_since(self, run_id: str, after: str) -> str | None:
-        """The state the newest lifecycle event of `run_id` after entry `after` gives it;
-        None when there is none (nothing happened to the run since)."""
+    async def since_suspend(
+        self, run_id: str, after: str
+    ) -> tuple[str | None, tuple[str, Input] | None]:
+        """What happened to `run_id` after entry `after` (its suspend): the state its newest
+        lifecycle event gives it (None: nothing happened), and the first answer to it (an
+        input naming it), with its entry id."""
         state: str | None = None
+        first: tuple[str, Input] | None = None
         while True:
             page = await self.channel.read(after=after, count=500)
-            for _, event in page:
+            for entry_id, event in page:
                 if isinstance(event, RunStart | RunResume | RunSuspend | RunEnd):
                     if event.run_id == run_id:
                         state = _STATES[type(event)]
+                elif isinstance(event, Input) and event.run_id == run_id and first is None:
+                    first = (entry_id, event)
             if len(page) < 500:
-                return state
+                return state, first
             after = page[-1][0]
 
     async def unclaim_active(self, run: Run) -> None:

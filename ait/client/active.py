@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ..conversation import RunInfo
-from ..errors import UsageError
+from ..errors import AnswerRefused, UsageError
 from ..events import Cancel, Input, Invocation
 from ..ids import new_id
 
@@ -65,6 +65,9 @@ class ActiveRun:
         self._output_count = 0
         self._wake = anyio.Event()
         self._final: RunInfo | None = None
+        self._refusal: AnswerRefused | None = None
+        #: An answer (a continuation) whose input the session has seen on the channel.
+        self.echoed = False
 
     def __repr__(self) -> str:
         return f"ActiveRun(input={self.input_event_id}, run={self._run_id or '?'})"
@@ -77,6 +80,8 @@ class ActiveRun:
 
         Raises (when awaited):
             UsageError: the session closed before the run started.
+            AnswerRefused: this input answers a run (a tool result, an approval) that was
+                resumed by another answer first, or ended.
         """
         return _RunId(self)
 
@@ -87,6 +92,8 @@ class ActiveRun:
 
     async def wait_run_id(self) -> str:
         await self._started.wait()
+        if self._refusal is not None:
+            raise self._refusal
         if self._run_id is None or (self._closed and not self._started_by_run):
             raise UsageError("the session closed before the run started")
         return self._run_id
@@ -118,8 +125,11 @@ class ActiveRun:
 
         Raises:
             UsageError: the session closed first.
+            AnswerRefused: see `run_id`.
         """
         await self._done.wait()
+        if self._refusal is not None:
+            raise self._refusal
         if self._final is None:
             raise UsageError("the session closed before the run ended")
         return self._final
@@ -167,6 +177,12 @@ class ActiveRun:
 
     def finished(self, info: RunInfo) -> None:
         self._final = info
+        self._done.set()
+        self._wake.set()
+
+    def refused(self, error: AnswerRefused) -> None:
+        self._refusal = error
+        self._started.set()
         self._done.set()
         self._wake.set()
 

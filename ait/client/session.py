@@ -32,6 +32,7 @@ from ..bus._tasks import BackgroundTasks
 from ..conversation import FoldError, Tree, View
 from ..errors import (
     AitError,
+    AnswerRefused,
     CodecError,
     ContinuityLost,
     InvokeFailed,
@@ -252,16 +253,37 @@ class ClientSession:
             active = self._by_run.get(event.run_id)
             if active is not None:
                 active.output(event.message_id, event.payload)
+        elif isinstance(event, Input):
+            active = self._pending.get(event.event_id)
+            if active is not None and event.run_id is not None:
+                active.echoed = True  # an answer on the channel: the next lifecycle decides
         elif isinstance(event, RunStart | RunResume):
             active = self._pending.pop(event.input_event_id, None)
             if active is not None:
                 self._by_run[event.run_id] = active
                 active.started(event.run_id)
+            if isinstance(event, RunResume):
+                self._refuse_answers(event.run_id, "resumed by another answer")
         elif isinstance(event, RunEnd | RunSuspend):
             active = self._by_run.pop(event.run_id, None)
             info = self.tree.run(event.run_id)
             if active is not None and info is not None:
                 active.finished(info)
+            if isinstance(event, RunEnd):
+                self._refuse_answers(event.run_id, "ended")
+
+    def _refuse_answers(self, run_id: str, what: str) -> None:
+        """Our answers to `run_id` on the channel before this resume or end were not
+        taken, and never will be: an agent resumes a run once per suspend, and never an
+        ended one. Their `ActiveRun`s fail instead of waiting forever."""
+        refused = [
+            (event_id, active)
+            for event_id, active in self._pending.items()
+            if active.known_run_id == run_id and active.echoed
+        ]
+        for event_id, active in refused:
+            del self._pending[event_id]
+            active.refused(AnswerRefused(run_id, what))
 
     # -- writing ------------------------------------------------------------------------------
 

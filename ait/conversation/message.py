@@ -329,14 +329,24 @@ def _tool_input_available(m: MessageState, e: dict[str, Any]) -> None:
         part.state = "input-available"
 
 
+# A call has one result and one approval answer: the first on the channel. A later one (a
+# second client answering the same call) is not what the run resumed with, so it is not
+# shown either; entries fold in channel order, so every client keeps the same one.
+_ANSWERED = ("output-available", "output-error")
+
+
 def _tool_output(m: MessageState, e: dict[str, Any]) -> None:
     part = _tool(m, e)
+    if part.state in _ANSWERED:
+        return
     part.output = e.get("output")
     part.state = "output-available"
 
 
 def _tool_error(m: MessageState, e: dict[str, Any]) -> None:
     part = _tool(m, e)
+    if part.state in _ANSWERED:
+        return
     part.error = e["error"]
     part.state = "output-error"
 
@@ -349,6 +359,8 @@ def _approval_request(m: MessageState, e: dict[str, Any]) -> None:
 
 def _approval_response(m: MessageState, e: dict[str, Any]) -> None:
     part = _tool(m, e)
+    if part.approval in ("approved", "denied"):
+        return
     part.approval = "approved" if e["approved"] else "denied"
     part.approval_reason = e.get("reason")
 

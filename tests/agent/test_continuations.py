@@ -307,7 +307,7 @@ async def test_load_conversation_sees_what_the_run_published_since_its_input(
     assert final[-1].text == "21 degrees"
 
 
-async def test_a_resumed_run_sees_its_own_tool_result_in_the_conversation(
+async def test_a_resumed_run_sees_the_first_tool_result_in_the_conversation(
     bus: ait.Bus, channel_name: str
 ) -> None:
     _, result, asked_id = await suspended_with_a_result(bus, channel_name)
@@ -322,4 +322,6 @@ async def test_a_resumed_run_sees_its_own_tool_result_in_the_conversation(
     assert loaded[-1].id == asked_id
     assert unrelated.message_id not in [m.id for m in loaded]
     (call,) = [p for p in loaded[-1].parts if isinstance(p, ait.conversation.ToolCallPart)]
-    assert call.output == {"celsius": 22}  # the agent's own result came last
+    # A call has one result, the first on the channel (the client's): every fold, the
+    # agent's included, ignores a later one, so all agree on what the run resumed with.
+    assert call.output == {"celsius": 21}

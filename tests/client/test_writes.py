@@ -263,6 +263,58 @@ async def test_an_answer_the_run_would_refuse_is_refused_at_once(
     await refused(lambda: view.approve("del1", False), "approval of tool call 'del1' was answered")
 
 
+@pytest.mark.parametrize("first_agent", ["alice's", "bob's"])
+async def test_of_two_clients_answering_at_once_the_first_answer_counts(
+    bus: ait.Bus, channel_name: str, connect: Connect, first_agent: str
+) -> None:
+    """Both answers to one call are on the channel (alice's first) before any agent acts.
+    Whichever agent gets there first, the run resumes with alice's answer, as every fold
+    shows it; the other agent gets RunConflict and publishes nothing. Bob's ActiveRun
+    learns from the channel that the run resumed with another answer, and raises
+    AnswerRefused instead of waiting forever."""
+    alice = await connect("alice", invoke=None)
+    bob = await connect("bob", invoke=None)
+    conflicts: list[str] = []
+
+    async def answer(active: ait.ActiveRun) -> None:
+        async with ait.AgentSession(bus, channel_name) as session:
+            run = session.create_run(active.to_invocation())
+            try:
+                await weather_agent(run)
+            except ait.RunConflict as exc:
+                conflicts.append(str(exc.state))
+
+    asked = await alice.view.send("weather?")
+    await answer(asked)
+    assert (await ended(asked)).status == "suspended"
+    run_id = asked.known_run_id or ""
+    await wait_for(lambda: getattr(bob.tree.run(run_id), "status", None) == "suspended")
+
+    from_alice = await alice.view.send_tool_result("call1", {"celsius": 21})
+    from_bob = await bob.view.send_tool_result("call1", {"celsius": 5})
+    await wait_for(lambda: from_bob.echoed and from_alice.echoed)
+    if first_agent == "alice's":
+        await answer(from_alice)
+        await answer(from_bob)
+    else:
+        await answer(from_bob)  # resumes the run with alice's answer, the first
+        await answer(from_alice)
+    assert conflicts == ["ended"]  # the second agent found the run over, and did nothing
+
+    assert (await ended(from_alice)).status == "complete"
+    with pytest.raises(ait.AnswerRefused, match="resumed by another answer") as refused:
+        await ended(from_bob)
+    assert refused.value.run_id == run_id
+    with pytest.raises(ait.AnswerRefused):
+        await started(from_bob)
+    assert [text async for text in from_bob.text_stream()] == []
+    (resume,) = await events(bus.channel(channel_name), "run.resume")
+    assert resume.input_event_id == from_alice.input_event_id
+    for client in (alice, bob):
+        await wait_for(lambda c=client: c.view.messages[-1].text == "It is 21 degrees in Paris.")
+        assert tool_call(client.view.messages[1], "call1").output == {"celsius": 21}
+
+
 async def test_an_answer_to_an_ended_run_is_refused(agent: Agent, connect: Connect) -> None:
     async def asks_then_gives_up(run: ait.Run) -> None:
         await run.start()

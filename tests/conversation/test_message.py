@@ -257,3 +257,35 @@ def test_a_tool_result_that_arrives_before_its_message_is_folded_when_it_comes()
         ),
     )
     assert message == fold(chat.entries).message("a1")
+
+
+ANSWERS = [
+    (ChatCodec.tool_result("c1", "first"), ChatCodec.tool_error("c1", "second"), "output"),
+    (ChatCodec.tool_error("c1", "first"), ChatCodec.tool_result("c1", "second"), "error"),
+    (ChatCodec.approval("c1", True), ChatCodec.approval("c1", False, "second"), "approval"),
+]
+
+
+@pytest.mark.parametrize(("first", "second", "kept"), ANSWERS)
+def test_a_call_keeps_its_first_answer_in_any_order_of_folding(
+    first: list[Wire], second: list[Wire], kept: str
+) -> None:
+    """Two clients answered the same call: the first on the channel counts, whatever order
+    the entries are folded in (the run resumed with that one)."""
+    chat = tool_call_chat()
+    chat.amend("a1", first, event_id="ev-1")
+    chat.amend("a1", second, event_id="ev-2")
+    in_order = fold(chat.entries).message("a1")
+    *before, one, two = chat.entries
+    reversed_answers = fold([*before, two, one]).message("a1")
+    answers_first = fold([one, two, *before]).message("a1")
+    assert in_order is not None
+    assert in_order == reversed_answers == answers_first
+    call = in_order.parts[1]
+    assert isinstance(call, ToolCallPart)
+    if kept == "output":
+        assert (call.state, call.output, call.error) == ("output-available", "first", None)
+    elif kept == "error":
+        assert (call.state, call.output, call.error) == ("output-error", None, "first")
+    else:
+        assert (call.approval, call.approval_reason) == ("approved", None)
