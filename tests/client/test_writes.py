@@ -290,9 +290,19 @@ async def test_of_two_clients_answering_at_once_the_first_answer_counts(
     run_id = asked.known_run_id or ""
     await wait_for(lambda: getattr(bob.tree.run(run_id), "status", None) == "suspended")
 
-    from_alice = await alice.view.send_tool_result("call1", {"celsius": 21})
-    from_bob = await bob.view.send_tool_result("call1", {"celsius": 5})
+    # At once: each view checks its tree before either answer comes back from Redis.
+    sent: dict[str, ait.ActiveRun] = {}
+
+    async def send(name: str, view: ait.ClientView, celsius: int) -> None:
+        sent[name] = await view.send_tool_result("call1", {"celsius": celsius})
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(send, "alice", alice.view, 21)
+        tg.start_soon(send, "bob", bob.view, 5)
+    from_alice, from_bob = sent["alice"], sent["bob"]
     await wait_for(lambda: from_bob.echoed and from_alice.echoed)
+    order = [e.event_id for e in await events(bus.channel(channel_name), "input") if e.run_id]
+    assert order == [from_alice.input_event_id, from_bob.input_event_id]  # alice's first
     if first_agent == "alice's":
         await answer(from_alice)
         await answer(from_bob)
