@@ -5,7 +5,7 @@ What it shows, both sides in one program:
    agent pipes the model's stream (the call becomes a `tool-call` part of its message) and
    `run.suspend()`s: the run waits on the channel, no worker holds it;
 2. the client sees the tool-call part in its view, runs the tool locally, and answers with
-   `view.send_tool_result(call_id, output)`;
+   `view.send_tool_results({call_id: output})`;
 3. that input resumes the same run (same run id; `run.resumed` is True): its
    `load_conversation()` holds the result, and the model answers from it.
 
@@ -111,13 +111,16 @@ async def converse(view: ait.ClientView, question: str) -> None:
         info = await active.wait()  # the run ended, or suspended to wait for us
         if info.status != "suspended":
             break
-        # The call the run waits for: its tool-call part without a result yet.
-        (call,) = [part for message in view.messages if message.run_id == info.run_id
-                   for part in message.parts
-                   if part.type == "tool-call" and part.state == "input-available"]  # fmt: skip
-        output = list_files(**call.input)
-        print(f"client: ran {call.name}({call.input}) here: {output}", flush=True)
-        active = await view.send_tool_result(call.id, output)
+        # The calls the run waits for: the tool-call parts of its last message without a
+        # result yet (a model may call several tools at once; they are answered together).
+        (asking,) = [m for m in view.messages if m.id == info.message_ids[-1]]
+        calls = [part for part in asking.parts
+                 if part.type == "tool-call" and part.state == "input-available"]  # fmt: skip
+        outputs = {}
+        for call in calls:
+            outputs[call.id] = list_files(**call.input)
+            print(f"client: ran {call.name}({call.input}) here: {outputs[call.id]}", flush=True)
+        active = await view.send_tool_results(outputs)
         print(f"client: resumed run {await active.run_id}", flush=True)
     print(f"\nclient: run {info.run_id} ended: {info.status}", flush=True)
 
