@@ -17,6 +17,7 @@ AitError
 │   ├── InputNotFound                     an invocation's input never showed up on the channel
 │   ├── RunRejected                       the input asked `reject` and another run was active
 │   ├── RunConflict                       a continuation named a run that is not suspended
+│   ├── AnswerRefused                     a client's answer was not the one its run took
 │   └── InvokeFailed                      an input was published but no agent could be woken
 └── ProviderError                         a model provider failed (`code` names the failure)
     ├── ProviderConfigError               a bad URL, spec, missing key or model file
