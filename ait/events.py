@@ -20,7 +20,7 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Mapping
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -140,7 +140,12 @@ class RunStart(_Event):
 
 
 class RunResume(_Event):
-    """A suspended run re-entered by a later invocation."""
+    """A suspended run re-entered by a later invocation.
+
+    `input_event_id` names the first answer it took. When it took several (answers to
+    parallel tool calls, sent apart), the payload lists them all, that one first:
+    `{"answers": [event id, ...]}`; see `answers`.
+    """
 
     type: Literal["run.resume"] = "run.resume"
     run_id: _Id
@@ -149,13 +154,46 @@ class RunResume(_Event):
     input_message_id: _Id
     run_client_id: _Id
 
+    @property
+    def answers(self) -> tuple[str, ...]:
+        """The event ids of the inputs this resume took, in channel order."""
+        listed = _id_list(self.payload, "answers")
+        return listed if listed else (self.input_event_id,)
+
 
 class RunSuspend(_Event):
-    """A run paused, awaiting a participant (a client-side tool, an approval). Not terminal."""
+    """A run paused, awaiting a participant (a client-side tool, an approval). Not terminal.
+
+    The payload may name the tool calls it waits for, `{"awaiting": [call id, ...]}`: it is
+    resumed once each of them has an answer. Without it, the first answer resumes it.
+    """
 
     type: Literal["run.suspend"] = "run.suspend"
     run_id: _Id
     invocation_id: _Id
+
+    @property
+    def awaiting(self) -> tuple[str, ...]:
+        """The ids of the tool calls this suspend waits for; empty: any answer resumes."""
+        return _id_list(self.payload, "awaiting")
+
+
+def _id_list(payload: object, key: str) -> tuple[str, ...]:
+    """`payload[key]` when it is a list of ids, else ().
+
+    Lifecycle payloads are hints a reader may do without: one of another shape (a foreign
+    writer's) is kept on the event as it came, and read as if absent, so the lifecycle
+    event itself is never lost over it.
+    """
+    if not isinstance(payload, dict):
+        return ()
+    items = cast(dict[object, object], payload).get(key)
+    if not isinstance(items, list | tuple):
+        return ()
+    ids = cast(list[object], items)
+    if not all(isinstance(item, str) and item for item in ids):
+        return ()
+    return tuple(cast(list[str], ids))
 
 
 class RunEnd(_Event):

@@ -317,3 +317,33 @@ def test_bad_entry() -> None:
     assert BadEntry(entry_id="1-0", reason="r").fields == {}
     with pytest.raises(pydantic.ValidationError, match="frozen"):
         bad.reason = "other"  # pyright: ignore
+
+
+# -- lifecycle payloads ---------------------------------------------------------------------------
+
+
+def test_a_suspend_names_the_calls_it_awaits() -> None:
+    suspend = RunSuspend(**MINIMAL[RunSuspend], payload={"awaiting": ["c1", "c2"]})
+    assert suspend.awaiting == ("c1", "c2")
+    assert RunSuspend(**MINIMAL[RunSuspend]).awaiting == ()
+
+
+def test_a_resume_names_the_answers_it_took() -> None:
+    taken = RunResume(**MINIMAL[RunResume], payload={"answers": ["e2", "e3"]})
+    assert taken.answers == ("e2", "e3")
+    assert RunResume(**MINIMAL[RunResume]).answers == ("e2",)  # its input, when not listed
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [[1], "x", {"awaiting": "c1"}, {"awaiting": [1]}, {"awaiting": [""]}, {"other": ["c1"]}],
+)
+def test_a_lifecycle_payload_of_another_shape_is_kept_and_read_as_absent(payload: Any) -> None:
+    """A foreign writer's payload does not cost the lifecycle event: the entry decodes, the
+    payload stays on it, and the hint reads as if absent."""
+    suspend = RunSuspend(**MINIMAL[RunSuspend], payload=payload)
+    assert suspend.payload == payload and suspend.awaiting == ()
+    resume = RunResume(
+        **MINIMAL[RunResume], payload=payload if not isinstance(payload, dict) else {"answers": 1}
+    )
+    assert resume.answers == ("e2",)

@@ -67,6 +67,8 @@ class RunInfo(BaseModel):
     error: MessageError | None = None
     message_ids: tuple[str, ...] = ()
     cancel_requested: bool = False
+    #: While suspended: the tool calls its `run.suspend` waits for (empty: any answer).
+    awaiting: tuple[str, ...] = ()
 
 
 class TreeListener(Protocol):
@@ -90,8 +92,8 @@ class _Input:
 
 
 class _Run:
-    __slots__ = ("cancel_requested", "error", "first_key", "lifecycle", "messages", "output_parent",
-                 "run_id", "start", "start_key", "status")  # fmt: skip
+    __slots__ = ("awaiting", "cancel_requested", "error", "first_key", "lifecycle", "messages",
+                 "output_parent", "run_id", "start", "start_key", "status")  # fmt: skip
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
@@ -104,6 +106,7 @@ class _Run:
         self.messages: list[str] = []
         self.output_parent: str | None = None
         self.cancel_requested = False
+        self.awaiting: tuple[str, ...] = ()
 
     @property
     def anchor(self) -> str | None:
@@ -121,13 +124,14 @@ class _Run:
         self.lifecycle.sort(key=lambda item: item[0])
         status: RunStatus = "active" if self.start is not None or self.messages else "pending"
         error: MessageError | None = None
+        awaiting: tuple[str, ...] = ()
         for _, event in self.lifecycle:
             if isinstance(event, RunSuspend):
                 if status in ("active", "pending"):
-                    status = "suspended"
+                    status, awaiting = "suspended", event.awaiting
             elif isinstance(event, RunResume):
                 if status == "suspended":
-                    status = "active"
+                    status, awaiting = "active", ()
             elif isinstance(event, RunEnd) and status not in _TERMINAL:
                 status = event.reason
                 if event.reason == "error":
@@ -135,6 +139,7 @@ class _Run:
                         code=event.error_code or "error", message=event.error_message or ""
                     )
         self.status, self.error = status, error
+        self.awaiting = awaiting if status == "suspended" else ()
 
 
 class Tree:
@@ -597,6 +602,7 @@ def _run_info(run: _Run) -> RunInfo:
         error=run.error,
         message_ids=tuple(run.messages),
         cancel_requested=run.cancel_requested,
+        awaiting=run.awaiting,
     )
 
 

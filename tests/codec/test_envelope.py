@@ -262,6 +262,19 @@ def test_decode_a_payload() -> None:
     assert decode_entry(ENTRY_ID, fields).payload == payload
 
 
+def test_lifecycle_payloads_round_trip() -> None:
+    suspend = RunSuspend(run_id="r1", invocation_id="i1", payload={"awaiting": ["c1", "c2"]})
+    decoded = decode_entry(ENTRY_ID, encode_event(suspend))
+    assert isinstance(decoded, RunSuspend) and decoded.awaiting == ("c1", "c2")
+    resume = entry(b"run.resume", HEADERS["run.resume"], {"answers": ["e2", "e5"]})
+    decoded = decode_entry(ENTRY_ID, resume)
+    assert isinstance(decoded, RunResume) and decoded.answers == ("e2", "e5")
+    foreign = entry(b"run.suspend", HEADERS["run.suspend"], {"awaiting": 7})
+    decoded = decode_entry(ENTRY_ID, foreign)  # kept, not a bad entry: the hint is optional
+    assert isinstance(decoded, RunSuspend) and decoded.payload == {"awaiting": 7}
+    assert decoded.awaiting == ()
+
+
 def test_a_field_other_than_d_is_not_taken_for_the_payload() -> None:
     """Four fields whose last is not `d`: that value is no payload (`d` is missing)."""
     fields = [*entry(b"input", HEADERS["input"]), b"x", pack(["not", "d"])]

@@ -182,8 +182,16 @@ class Chat:
             )
         )
 
-    def suspend(self, run_id: str, *, invocation: str | None = None) -> Entry:
-        return self.add(RunSuspend(run_id=run_id, invocation_id=invocation or f"inv-{run_id}"))
+    def suspend(
+        self, run_id: str, *, invocation: str | None = None, awaiting: list[str] | None = None
+    ) -> Entry:
+        return self.add(
+            RunSuspend(
+                run_id=run_id,
+                invocation_id=invocation or f"inv-{run_id}",
+                payload={"awaiting": awaiting} if awaiting else None,
+            )
+        )
 
     def end(
         self,

@@ -113,6 +113,23 @@ def test_resume_reactivates_only_a_suspended_run() -> None:
     assert run_of(tree, "r1").status == "cancelled"
 
 
+def test_a_suspended_run_tells_which_calls_it_awaits() -> None:
+    """`awaiting` comes from the suspend that holds the run, in entry order: gone once the
+    run resumes or ends, and a later suspend's list replaces it."""
+    chat = Chat()
+    chat.user("u1")
+    start = chat.start("r1", "u1", parent="u1")
+    first = chat.suspend("r1", awaiting=["a", "b"])
+    assert run_of(fold(chat.entries), "r1").awaiting == ("a", "b")
+    resume = chat.resume("r1", "u1", invocation="inv-2")
+    assert run_of(fold(chat.entries), "r1").awaiting == ()
+    second = chat.suspend("r1", invocation="inv-2", awaiting=["c"])
+    for arrival in ([second, resume, first, start], chat.entries):
+        assert run_of(fold(arrival), "r1").awaiting == ("c",)
+    chat.end("r1", invocation="inv-2")
+    assert run_of(fold(chat.entries), "r1").awaiting == ()
+
+
 def test_the_first_run_end_is_final() -> None:
     """A reclaiming worker may end a run that had ended already: the first end stands."""
     chat = Chat()
