@@ -46,6 +46,7 @@ from .conversation import ViewChange as ViewChange
 from .errors import AitError as AitError
 from .errors import AnswerRefused as AnswerRefused
 from .errors import AuthenticationError as AuthenticationError
+from .errors import AwaitingAnswers as AwaitingAnswers
 from .errors import BadRequestError as BadRequestError
 from .errors import BusConnectionError as BusConnectionError
 from .errors import BusError as BusError
@@ -95,6 +96,7 @@ __all__ = [
     "AitError",
     "AnswerRefused",
     "AuthenticationError",
+    "AwaitingAnswers",
     "BadEntry",
     "BadRequestError",
     "Bus",

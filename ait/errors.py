@@ -17,6 +17,7 @@ AitError
 │   ├── InputNotFound                     an invocation's input never showed up on the channel
 │   ├── RunRejected                       the input asked `reject` and another run was active
 │   ├── RunConflict                       a continuation named a run that is not suspended
+│   │   └── AwaitingAnswers               the run waits for answers to more of its calls
 │   ├── AnswerRefused                     a client's answer was not the one its run took
 │   └── InvokeFailed                      an input was published but no agent could be woken
 └── ProviderError                         a model provider failed (`code` names the failure)
@@ -47,6 +48,7 @@ __all__ = [
     "AitError",
     "AnswerRefused",
     "AuthenticationError",
+    "AwaitingAnswers",
     "BadRequestError",
     "BusConnectionError",
     "BusError",
@@ -228,14 +230,38 @@ class RunConflict(RunError):
     """A continuation (a tool result, an approval) named a run that is not suspended: it is
     active (another agent resumed it first), it ended, or the channel has no record of it.
 
-    Nothing was published; the handler should simply return.
+    Nothing was published; the handler should simply return. `taken` is true when the run
+    was resumed with this very input already (an answer among several, or a duplicate
+    invocation): nothing is wrong, and a worker does not report it.
     """
 
-    def __init__(self, run_id: str, state: str | None) -> None:
+    def __init__(self, run_id: str, state: str | None, *, taken: bool = False) -> None:
         self.run_id = run_id
         self.state = state
+        self.taken = taken
         where = f"is {state}" if state else "is not in the channel's recent history"
-        super().__init__(f"unable to resume run {run_id!r}: it {where}, not suspended")
+        also = "; it took this answer already" if taken else ""
+        super().__init__(f"unable to resume run {run_id!r}: it {where}, not suspended{also}")
+
+
+class AwaitingAnswers(RunConflict):
+    """An answer to a suspended run that waits for several tool calls, while some of them
+    (`missing`, their ids) have no answer yet.
+
+    The answer is on the channel and counts: the invocation that brings the last missing
+    answer resumes the run with all of them. Nothing was published; the handler should
+    simply return (a worker does so without reporting it).
+    """
+
+    def __init__(self, run_id: str, missing: set[str] | tuple[str, ...]) -> None:
+        self.run_id = run_id
+        self.state = "suspended"
+        self.taken = False
+        self.missing = tuple(sorted(missing))
+        RunError.__init__(
+            self,
+            f"run {run_id!r} stays suspended: tool calls {list(self.missing)} have no answer yet",
+        )
 
 
 class AnswerRefused(RunError):

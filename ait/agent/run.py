@@ -19,9 +19,9 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import anyio
 import msgpack  # pyright: ignore[reportMissingTypeStubs]
@@ -29,7 +29,7 @@ import msgpack  # pyright: ignore[reportMissingTypeStubs]
 from ..bus import CoalescingWriter
 from ..codec.chat import ChatEncoder
 from ..conversation import FoldError, Message, Tree
-from ..errors import AitError, RunConflict, UsageError, WriteFailed
+from ..errors import AitError, AwaitingAnswers, RunConflict, UsageError, WriteFailed
 from ..events import (
     BadEntry,
     Cancel,
@@ -51,6 +51,41 @@ __all__ = ["CancelRequest", "PipeResult", "Run", "ToolCall", "error_code"]
 _pack: Callable[[Any], bytes] = msgpack.packb  # pyright: ignore
 
 RunState = Literal["created", "started", "suspended", "ended"]
+
+
+def _answered_calls(payload: object) -> set[str]:
+    """The tool calls an answer's payload answers: its results, errors and approvals."""
+    found: set[str] = set()
+    if not isinstance(payload, list):
+        return found
+    for item in cast(list[object], payload):
+        if isinstance(item, dict):
+            fields = cast(dict[str, Any], item)
+            if fields.get("type") in _ANSWER_TYPES and isinstance(fields.get("id"), str):
+                found.add(fields["id"])
+    return found
+
+
+_ANSWER_TYPES = frozenset({"tool-output-available", "tool-output-error", "tool-approval-response"})
+
+
+def _resume_answers(
+    answers: list[tuple[str, Input]], awaiting: tuple[str, ...]
+) -> tuple[list[tuple[str, Input]], set[str]]:
+    """The answers a resume takes, and the awaited calls that have none yet.
+
+    Taken, in channel order: the first answer, and each later one that is the first answer
+    to some call (an answer that only repeats earlier ones is not: every fold keeps a
+    call's first answer and shows that one).
+    """
+    answered: set[str] = set()
+    taken: list[tuple[str, Input]] = []
+    for entry_id, event in answers:
+        calls = _answered_calls(event.payload)
+        if not taken or calls - answered:
+            taken.append((entry_id, event))
+        answered |= calls
+    return taken, set(awaiting) - answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +166,9 @@ class Run:
         self.input_entry_id: str | None = None
         #: True when `start()` re-entered a suspended run (`run.resume`).
         self.resumed = False
+        #: For a resumed run: the answers it took (tool results, approvals), in channel
+        #: order; `input` is the first. Several when parallel calls were answered apart.
+        self.answers: list[Input] = []
         self.state: RunState = "created"
         #: The cancel that was honoured, if any.
         self.cancel_request: CancelRequest | None = None
@@ -140,6 +178,9 @@ class Run:
         #: Message id -> the parent it was first published with; tool call id -> message.
         self._parents: dict[str, str] = {}
         self._calls: dict[str, str] = {}
+        #: Tool calls of this invocation still open, and what they wait for ("result" or
+        #: "approval"): what `suspend()` waits for unless told otherwise.
+        self._open: dict[str, str] = {}
         self._started_at: int | None = None
 
     def __repr__(self) -> str:
@@ -183,7 +224,9 @@ class Run:
 
         For an input that continues a suspended run (a tool result, an approval), the run
         takes that run's id and publishes `run.resume`; of several agents woken for it,
-        one resumes it and the others get `RunConflict`.
+        one resumes it and the others get `RunConflict`. A run suspended awaiting several
+        tool calls is resumed only once each has an answer (`AwaitingAnswers` until then),
+        taking all of them (`answers`).
 
         Raises:
             InputNotFound: the input did not show up in time; nothing was published.
@@ -191,6 +234,8 @@ class Run:
                 started and ended with an error `rejected` for the client to see.
             RunConflict: the input continues a run that is not suspended (active, ended,
                 or unknown); nothing was published.
+            AwaitingAnswers: the input answers a suspended run, which still waits for
+                answers to other calls; nothing was published.
             UsageError: the run was already started.
         """
         if self.state != "created":
@@ -205,8 +250,24 @@ class Run:
             history = await session.run_history(event.run_id)
             if history.state != "suspended":
                 session.release(self)  # it will never run: no cancel is routed to it
-                raise RunConflict(event.run_id, history.state)
+                raise RunConflict(
+                    event.run_id, history.state, taken=event.event_id in history.taken
+                )
             suspended_at = history.state_id
+            assert suspended_at is not None
+            if history.awaiting:
+                # Only the invocation that brings the last awaited answer resumes it. It
+                # sees every answer: its own input is on the channel, after the others.
+                since, answers = await session.since_suspend(event.run_id, suspended_at)
+                if since.state is not None:
+                    session.release(self)
+                    raise RunConflict(
+                        event.run_id, since.state, taken=event.event_id in since.taken
+                    )
+                missing = _resume_answers(answers, history.awaiting)[1]
+                if missing:
+                    session.release(self)
+                    raise AwaitingAnswers(event.run_id, missing)
             self._parents, self._calls = dict(history.parents), dict(history.calls)
             self._last_message_id = history.messages[-1] if history.messages else None
         await session.catch_up()  # cancels sent before now are held before the run adopts them
@@ -222,36 +283,45 @@ class Run:
         }
         lifecycle: RunStart | RunResume
         if continuation:
+            assert suspended_at is not None and event.run_id is not None
             if not await session.claim_active(self):
                 session.release(self)
-                raise RunConflict(headers["run_id"], "active")
+                # Another agent holds the run: resuming it, with this answer among its own
+                # when both were on the channel (its run.resume is usually out by now).
+                since = (await session.since_suspend(event.run_id, suspended_at))[0]
+                raise RunConflict(event.run_id, "active", taken=event.event_id in since.taken)
             # Another agent may have resumed it and let go (ended or suspended it again)
             # since we read it suspended: then the claim went through, but is not ours.
-            assert suspended_at is not None and event.run_id is not None
             try:
-                moved, first = await session.since_suspend(event.run_id, suspended_at)
+                since, answers = await session.since_suspend(event.run_id, suspended_at)
             except BaseException:
                 session.release(self)
                 await self._unclaim()
                 raise
-            if moved is not None:
+            if since.state is not None:
                 session.release(self)
                 await self._unclaim()
-                raise RunConflict(event.run_id, moved)
-            if first is not None and first[1].event_id != event.event_id:
-                # Answers raced (two clients, one call): the run resumes with the first on
-                # the channel, whichever agent gets here first, as every client's fold
-                # keeps the first answer to a call. The later answer's client learns from
-                # the run.resume that its answer was not the one taken.
-                entry_id, event = first
-                self.input, self.input_entry_id = event, entry_id
+                raise RunConflict(event.run_id, since.state, taken=event.event_id in since.taken)
+            taken = _resume_answers(answers, ())[0] or [(entry_id, event)]
+            first_entry, first = taken[0]
+            if first.event_id != event.event_id:
+                # Answers raced (two clients, one call), or parallel calls were answered
+                # apart: the run resumes with the first on the channel, whichever agent
+                # gets here first, as every client's fold keeps the first answer to a
+                # call. A client whose answer was not taken learns so from the run.resume.
+                self.input, self.input_entry_id = first, first_entry
                 headers.update(
-                    input_event_id=event.event_id,
-                    input_message_id=event.message_id,
-                    run_client_id=event.client_id,
+                    input_event_id=first.event_id,
+                    input_message_id=first.message_id,
+                    run_client_id=first.client_id,
                 )
+            self.answers = [answer for _, answer in taken]
             session.adopt(self)
             lifecycle = RunResume(**headers)
+            if len(taken) > 1:
+                lifecycle = RunResume(
+                    **headers, payload={"answers": [answer.event_id for answer in self.answers]}
+                )
             try:
                 await session.channel.publish_many([lifecycle])
             except BaseException:
@@ -374,6 +444,11 @@ class Run:
                 if kind == "tool-input-available":
                     calls.append(ToolCall(event["id"], event.get("name", ""), event.get("input")))
                     self._calls[event["id"]] = message_id
+                    self._open.setdefault(event["id"], "result")
+                elif kind == "tool-approval-request":
+                    self._open[event["id"]] = "approval"
+                elif kind in ("tool-output-available", "tool-output-error"):
+                    self._open.pop(event["id"], None)
                 elif kind == "finish":
                     finished = True
                     finish_reason = event.get("finish_reason") or finish_reason
@@ -455,6 +530,7 @@ class Run:
             role="assistant",
             parent=self._parents[message_id],
         ).extend([event])
+        self._open.pop(call_id, None)
         await writer.flush()
 
     async def end(
@@ -489,9 +565,16 @@ class Run:
         await self._finish(event)
         self.state = "ended"
 
-    async def suspend(self) -> None:
+    async def suspend(self, *, awaiting: Iterable[str] | None = None) -> None:
         """Publish `run.suspend`: the run waits for a participant (a client-side tool result,
         an approval); a later invocation resumes it with the same run id.
+
+        The run waits for an answer to each tool call in `awaiting` (ids), and resumes once
+        all have one, however the clients send them (together or apart). By default it
+        waits for the calls it asked for approval of in this invocation, or if none, for
+        every call it made in this invocation without publishing its result. Give the ids
+        yourself when that is not right (a call you will run after resuming, say); with
+        `awaiting=()` the first answer resumes the run.
 
         Does nothing if the run already ended or suspended.
         """
@@ -500,7 +583,20 @@ class Run:
         if self.state != "started":
             raise UsageError("unable to suspend; the run is created (call start() first)")
         assert self.run_id is not None
-        await self._finish(RunSuspend(run_id=self.run_id, invocation_id=self.invocation_id))
+        if awaiting is None:
+            approvals = [cid for cid, wants in self._open.items() if wants == "approval"]
+            waits = approvals or list(self._open)
+        elif isinstance(awaiting, str):
+            raise UsageError("awaiting is a list of tool call ids, not one string")
+        else:
+            given: list[object] = list(dict.fromkeys(awaiting))
+            if not all(isinstance(cid, str) and cid for cid in given):
+                raise UsageError(f"awaiting holds tool call ids (non-empty strings): {given!r}")
+            waits = cast(list[str], given)
+        payload = {"awaiting": waits} if waits else None
+        await self._finish(
+            RunSuspend(run_id=self.run_id, invocation_id=self.invocation_id, payload=payload)
+        )
         self.state = "suspended"
 
     async def _finish(self, event: RunEnd | RunSuspend) -> None:

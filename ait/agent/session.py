@@ -74,6 +74,10 @@ class RunHistory:
     parents: dict[str, str] = field(default_factory=dict[str, str])
     #: Tool call id -> the message holding the call.
     calls: dict[str, str] = field(default_factory=dict[str, str])
+    #: When suspended: the tool calls its `run.suspend` waits for (empty: any answer).
+    awaiting: tuple[str, ...] = ()
+    #: The event ids of the answers its resumes took.
+    taken: set[str] = field(default_factory=set[str])
 
     def in_order(self) -> RunHistory:
         """Order `messages` (gathered newest entry first) by each message's first entry."""
@@ -458,22 +462,25 @@ class AgentSession:
 
     async def since_suspend(
         self, run_id: str, after: str
-    ) -> tuple[str | None, tuple[str, Input] | None]:
-        """What happened to `run_id` after entry `after` (its suspend): the state its newest
-        lifecycle event gives it (None: nothing happened), and the first answer to it (an
-        input naming it), with its entry id."""
-        state: str | None = None
-        first: tuple[str, Input] | None = None
+    ) -> tuple[RunHistory, list[tuple[str, Input]]]:
+        """What happened to `run_id` after entry `after` (its suspend): a `RunHistory` with
+        the `state` its newest lifecycle event gives it (None: nothing happened) and the
+        answers `taken` by its resumes; and the answers to it (inputs naming it) with their
+        entry ids, in channel order."""
+        found = RunHistory()
+        answers: list[tuple[str, Input]] = []
         while True:
             page = await self.channel.read(after=after, count=500)
             for entry_id, event in page:
                 if isinstance(event, RunStart | RunResume | RunSuspend | RunEnd):
                     if event.run_id == run_id:
-                        state = _STATES[type(event)]
-                elif isinstance(event, Input) and event.run_id == run_id and first is None:
-                    first = (entry_id, event)
+                        found.state, found.state_id = _STATES[type(event)], entry_id
+                        if isinstance(event, RunResume):
+                            found.taken.update(event.answers)
+                elif isinstance(event, Input) and event.run_id == run_id:
+                    answers.append((entry_id, event))
             if len(page) < 500:
-                return state, first
+                return found, answers
             after = page[-1][0]
 
     async def unclaim_active(self, run: Run) -> None:
@@ -569,6 +576,10 @@ class AgentSession:
                 if isinstance(event, RunStart | RunResume | RunSuspend | RunEnd):
                     if event.run_id == run_id and found.state is None:
                         found.state, found.state_id = _STATES[type(event)], entry_id
+                        if isinstance(event, RunSuspend):
+                            found.awaiting = event.awaiting
+                    if isinstance(event, RunResume) and event.run_id == run_id:
+                        found.taken.update(event.answers)
                     if isinstance(event, RunStart) and event.run_id == run_id:
                         return found.in_order()
                 elif isinstance(event, Output) and event.run_id == run_id:

@@ -40,7 +40,15 @@ import msgpack  # pyright: ignore[reportMissingTypeStubs]
 from anyio.abc import TaskGroup
 
 from ..bus import Bus, Channel, Pool
-from ..errors import AitError, BusError, InputNotFound, RunConflict, RunRejected, UsageError
+from ..errors import (
+    AitError,
+    AwaitingAnswers,
+    BusError,
+    InputNotFound,
+    RunConflict,
+    RunRejected,
+    UsageError,
+)
 from ..events import BadEntry, Invocation, RunEnd, RunStart
 from ..ids import new_id
 from .run import Run
@@ -262,7 +270,12 @@ class AgentWorker:
             with stop:
                 try:
                     await self.handler(run)
-                except (InputNotFound, RunConflict, RunRejected) as exc:
+                except RunConflict as exc:
+                    if isinstance(exc, AwaitingAnswers) or exc.taken:  # nothing is wrong
+                        log.debug("ait worker %s: %s", self.consumer, exc)
+                    else:
+                        self.report(exc)
+                except (InputNotFound, RunRejected) as exc:
                     self.report(exc)
                 except Exception as exc:
                     self.stats["failed"] += 1

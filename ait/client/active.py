@@ -81,7 +81,8 @@ class ActiveRun:
         Raises (when awaited):
             UsageError: the session closed before the run started.
             AnswerRefused: this input answers a run (a tool result, an approval) that was
-                resumed by another answer first, or ended.
+                resumed without it (another answer to the same call came first), or ended.
+                An answer to a run that awaits more answers waits for them instead.
         """
         return _RunId(self)
 

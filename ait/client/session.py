@@ -111,7 +111,9 @@ class ClientSession:
         self._sub: Subscription | None = None
         self._oldest: str | None = None
         self._pending: dict[str, ActiveRun] = {}  # input event id -> waiting for its run
-        self._by_run: dict[str, ActiveRun] = {}
+        # Run id -> the handles following it: one, or several when a resume took several
+        # answers (parallel tool calls answered apart).
+        self._by_run: dict[str, list[ActiveRun]] = {}
         self._errors: deque[SessionError] = deque(maxlen=1_000)
         self._error_count = 0
         self._error_wake = anyio.Event()
@@ -165,7 +167,8 @@ class ClientSession:
             self._state = "closed"
             return
         self._state = "closed"
-        for active in {*self._pending.values(), *self._by_run.values()}:
+        following = [active for actives in self._by_run.values() for active in actives]
+        for active in {*self._pending.values(), *following}:
             active.session_closed()
         for view in self._views:
             view.close()
@@ -250,25 +253,27 @@ class ClientSession:
     def _fold(self, entry_id: str, event: Event | BadEntry) -> None:
         self.tree.apply_one(entry_id, event)
         if isinstance(event, Output):
-            active = self._by_run.get(event.run_id)
-            if active is not None:
+            for active in self._by_run.get(event.run_id, ()):
                 active.output(event.message_id, event.payload)
         elif isinstance(event, Input):
             active = self._pending.get(event.event_id)
             if active is not None and event.run_id is not None:
                 active.echoed = True  # an answer on the channel: the next lifecycle decides
         elif isinstance(event, RunStart | RunResume):
-            active = self._pending.pop(event.input_event_id, None)
-            if active is not None:
-                self._by_run[event.run_id] = active
-                active.started(event.run_id)
+            taken = event.answers if isinstance(event, RunResume) else (event.input_event_id,)
+            for event_id in taken:
+                active = self._pending.pop(event_id, None)
+                if active is not None:
+                    self._by_run.setdefault(event.run_id, []).append(active)
+                    active.started(event.run_id)
             if isinstance(event, RunResume):
                 self._refuse_answers(event.run_id, "resumed by another answer")
         elif isinstance(event, RunEnd | RunSuspend):
-            active = self._by_run.pop(event.run_id, None)
+            actives = self._by_run.pop(event.run_id, ())
             info = self.tree.run(event.run_id)
-            if active is not None and info is not None:
-                active.finished(info)
+            if info is not None:
+                for active in actives:
+                    active.finished(info)
             if isinstance(event, RunEnd):
                 self._refuse_answers(event.run_id, "ended")
 

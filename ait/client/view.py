@@ -131,6 +131,9 @@ class ClientView(View):
     ) -> ActiveRun:
         """Answer a client-side tool call: resumes the suspended run that made it.
 
+        A run waiting for several calls (`RunInfo.awaiting`) resumes once each has an
+        answer, taking them all: the handle of every answer then follows the run.
+
         A call that has its result already, or whose run ended, is refused (`UsageError`);
         while its run is still active (it has not published its suspend yet, or this view
         has not seen it), the answer waits for the suspend, up to `ANSWER_WAIT` seconds.
@@ -151,11 +154,11 @@ class ClientView(View):
     ) -> ActiveRun:
         """Answer several tool calls of one message at once: one input, one resume.
 
-        A model that calls tools in parallel suspends its run once for all of them; answer
-        them together, because a run resumes once per input (an answer sent on its own
-        while another one's resume is under way is refused by the agent). `results` maps
-        call ids to outputs, `errors` call ids to error messages. Refused (`UsageError`)
-        like `send_tool_result`, and when the calls are not all of one message.
+        A model that calls tools in parallel suspends its run once for all of them. Answers
+        sent apart work too (the run waits for all it awaits), but one input is one entry
+        and one wake-up. `results` maps call ids to outputs, `errors` call ids to error
+        messages. Refused (`UsageError`) like `send_tool_result`, and when the calls are not
+        all of one message.
         """
         failed = dict(errors or {})
         both = sorted(set(results) & set(failed))

@@ -325,3 +325,197 @@ async def test_a_resumed_run_sees_the_first_tool_result_in_the_conversation(
     # A call has one result, the first on the channel (the client's): every fold, the
     # agent's included, ignores a later one, so all agree on what the run resumed with.
     assert call.output == {"celsius": 21}
+
+
+# -- runs waiting for several answers -------------------------------------------------------------
+
+
+def two_calls(*extra: object) -> ScriptedProvider:
+    """A model that calls two tools at once (one message), then whatever `extra` says."""
+    return ScriptedProvider(
+        [
+            ToolCallEnd(id="a", name="weather", arguments={}),
+            ToolCallEnd(id="b", name="time", arguments={}),
+            *extra,
+        ],
+        finish_reason="tool_calls",
+    )
+
+
+async def suspend_after(
+    bus: ait.Bus, channel_name: str, provider: ScriptedProvider, **suspend: object
+) -> tuple[str, str, ait.RunSuspend]:
+    """Run one invocation: pipe `provider`, then `suspend(**suspend)`. Returns the run id,
+    the message holding the calls, and the run.suspend as it is on the channel."""
+    channel = bus.channel(channel_name)
+    _, question = await publish_input(channel, "weather and time?")
+    async with ait.AgentSession(bus, channel_name) as session:
+        run = session.create_run(invocation(channel, question))
+        await run.start()
+        asked = await run.pipe(provider.stream())
+        await run.suspend(**suspend)  # type: ignore[arg-type]
+    assert run.run_id is not None
+    (suspended,) = await events(channel, "run.suspend")
+    return run.run_id, asked.message_id, suspended
+
+
+async def answer(
+    bus: ait.Bus, channel_name: str, run_id: str, message_id: str, *calls: str
+) -> ait.Input:
+    _, result = await publish_input(
+        bus.channel(channel_name),
+        run_id=run_id,
+        message_id=message_id,
+        payload=[e for call in calls for e in ait.ChatCodec.tool_result(call, f"{call}!")],
+    )
+    return result
+
+
+async def test_a_run_waits_for_every_call_it_left_open(bus: ait.Bus, channel_name: str) -> None:
+    """By default a suspend awaits the calls of this invocation without a result: an answer
+    to one of two is AwaitingAnswers (nothing published, nothing held); the answer to the
+    other resumes the run with both, the first on the channel named."""
+    channel = bus.channel(channel_name)
+    run_id, message_id, suspended = await suspend_after(bus, channel_name, two_calls())
+    assert suspended.awaiting == ("a", "b")
+
+    first = await answer(bus, channel_name, run_id, message_id, "a")
+    async with ait.AgentSession(bus, channel_name) as session:
+        early = session.create_run(invocation(channel, first))
+        waiting = await raises(ait.AwaitingAnswers, early.start())
+        assert (waiting.run_id, waiting.missing, waiting.state) == (run_id, ("b",), "suspended")
+        assert isinstance(waiting, ait.RunConflict)  # code that returns on a conflict still does
+        assert early.state == "created"
+        assert early not in session._runs  # pyright: ignore[reportPrivateUsage]
+        assert await session.active_runs() == {}
+    assert [e.type for e in await events(channel) if e.type.startswith("run.")] == [
+        "run.start",
+        "run.suspend",
+    ]
+
+    second = await answer(bus, channel_name, run_id, message_id, "b")
+    async with ait.AgentSession(bus, channel_name) as session:
+        last = session.create_run(invocation(channel, second))
+        await last.start()
+        assert last.resumed and last.run_id == run_id
+        assert last.input is not None and last.input.event_id == first.event_id
+        assert [a.event_id for a in last.answers] == [first.event_id, second.event_id]
+        conversation = await last.load_conversation()
+        calls = {p.id: p.output for p in conversation[-1].parts if p.type == "tool-call"}
+        assert calls == {"a": "a!", "b": "b!"}
+        await last.end()
+    (resume,) = await events(channel, "run.resume")
+    assert resume.answers == (first.event_id, second.event_id)
+    assert resume.input_event_id == first.event_id
+
+
+async def test_an_answer_that_repeats_another_is_not_taken(bus: ait.Bus, channel_name: str) -> None:
+    run_id, message_id, _ = await suspend_after(bus, channel_name, two_calls())
+    first = await answer(bus, channel_name, run_id, message_id, "a")
+    await answer(bus, channel_name, run_id, message_id, "a")  # a second client, same call
+    last = await answer(bus, channel_name, run_id, message_id, "b")
+    channel = bus.channel(channel_name)
+    async with ait.AgentSession(bus, channel_name) as session:
+        run = session.create_run(invocation(channel, last))
+        await run.start()
+        assert [a.event_id for a in run.answers] == [first.event_id, last.event_id]
+        await run.end()
+
+
+async def test_the_calls_a_run_waits_for_can_be_named(bus: ait.Bus, channel_name: str) -> None:
+    """`awaiting=["a"]`: the run will run `b` itself once resumed; the answer to `a` alone
+    resumes it."""
+    run_id, message_id, suspended = await suspend_after(
+        bus, channel_name, two_calls(), awaiting=["a"]
+    )
+    assert suspended.awaiting == ("a",)
+    result = await answer(bus, channel_name, run_id, message_id, "a")
+    channel = bus.channel(channel_name)
+    async with ait.AgentSession(bus, channel_name) as session:
+        run = session.create_run(invocation(channel, result))
+        await run.start()
+        assert run.resumed and [a.event_id for a in run.answers] == [result.event_id]
+        await run.end()
+    (resume,) = await events(channel, "run.resume")
+    assert resume.payload is None  # one answer: the header names it, no list
+    assert resume.answers == (result.event_id,)
+
+
+@pytest.mark.parametrize(
+    ("extra", "awaited"),
+    [
+        # The agent published b's result itself: only a is left to a client.
+        ([{"type": "tool-output-available", "id": "b", "output": 1}], ("a",)),
+        # It asked approval of b: it waits for that answer only, and runs the calls itself.
+        ([{"type": "tool-approval-request", "id": "b"}], ("b",)),
+    ],
+)
+async def test_the_default_waits_for_approvals_else_for_calls_without_result(
+    bus: ait.Bus, channel_name: str, extra: list[object], awaited: tuple[str, ...]
+) -> None:
+    _, _, suspended = await suspend_after(bus, channel_name, two_calls(*extra))
+    assert suspended.awaiting == awaited
+
+
+async def test_with_nothing_awaited_the_first_answer_resumes(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    run_id, message_id, suspended = await suspend_after(bus, channel_name, two_calls(), awaiting=())
+    assert suspended.payload is None and suspended.awaiting == ()
+    result = await answer(bus, channel_name, run_id, message_id, "a")
+    channel = bus.channel(channel_name)
+    async with ait.AgentSession(bus, channel_name) as session:
+        run = session.create_run(invocation(channel, result))
+        await run.start()
+        assert run.resumed
+        await run.end()
+
+
+@pytest.mark.parametrize(
+    ("awaiting", "message"),
+    [("a", "not one string"), ([""], "non-empty strings"), ([1], "non-empty strings")],
+)
+async def test_awaiting_that_is_not_call_ids_is_a_usage_error(
+    bus: ait.Bus, channel_name: str, awaiting: object, message: str
+) -> None:
+    channel = bus.channel(channel_name)
+    _, question = await publish_input(channel, "hi")
+    async with ait.AgentSession(bus, channel_name) as session:
+        run = session.create_run(invocation(channel, question))
+        await run.start()
+        with pytest.raises(ait.UsageError, match=message):
+            await run.suspend(awaiting=awaiting)  # type: ignore[arg-type]
+        assert run.state == "started"  # nothing published: it may still end or suspend
+        await run.end()
+    assert [e.type for e in await events(channel) if e.type.startswith("run.")] == [
+        "run.start",
+        "run.end",
+    ]
+
+
+async def test_an_answer_its_run_took_already_is_a_quiet_conflict(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    """Both answers were on the channel when the first one's agent resumed the run: the
+    second one's agent finds the run resumed with its answer. `taken` says nothing is
+    wrong; an answer the run did not take conflicts without it."""
+    channel = bus.channel(channel_name)
+    run_id, message_id, _ = await suspend_after(bus, channel_name, two_calls())
+    first = await answer(bus, channel_name, run_id, message_id, "a")
+    second = await answer(bus, channel_name, run_id, message_id, "b")
+    repeat = await answer(bus, channel_name, run_id, message_id, "b")  # not taken
+    async with ait.AgentSession(bus, channel_name) as session:
+        run = session.create_run(invocation(channel, first))
+        await run.start()
+        assert [a.event_id for a in run.answers] == [first.event_id, second.event_id]
+        for late, taken in ((second, True), (repeat, False)):
+            other = session.create_run(invocation(channel, late))
+            conflict = await raises(ait.RunConflict, other.start())
+            assert (conflict.state, conflict.taken) == ("active", taken)
+        await run.end()
+    async with ait.AgentSession(bus, channel_name) as session:
+        conflict = await raises(
+            ait.RunConflict, session.create_run(invocation(channel, second)).start()
+        )
+        assert (conflict.state, conflict.taken) == ("ended", True)
+        assert "took this answer already" in str(conflict)

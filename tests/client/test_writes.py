@@ -233,6 +233,86 @@ async def test_answering_calls_together_is_checked(agent: Agent, connect: Connec
         await alice.view.send_tool_results({"w": 1, "call1": 2})
 
 
+async def test_parallel_calls_answered_apart_resume_the_run_once_with_both(
+    bus: ait.Bus, channel_name: str, agent: Agent, connect: Connect
+) -> None:
+    """The run suspended awaiting both calls: the first answer is on the channel and the
+    run stays suspended (its agent acknowledges the invocation quietly); the second
+    resumes it with both, and both answers' handles follow the run to its end."""
+    agent.handler = parallel_calls_agent
+    alice = await connect("alice")
+    suspended = await ended(await alice.view.send("weather and time?"))
+    assert suspended.status == "suspended" and suspended.awaiting == ("w", "t")
+    channel = bus.channel(channel_name)
+    worker = agent.worker
+    assert worker is not None
+
+    weather = await alice.view.send_tool_result("w", "sunny")
+    await wait_for(lambda: len(agent.runs) == 2 and worker.stats["acked"] == 2)
+    lifecycle = [e.type for e in await events(channel) if e.type.startswith("run.")]
+    assert lifecycle == ["run.start", "run.suspend"]  # nothing published for it
+    assert agent.errors == []  # waiting for an answer is not a failure
+    run = alice.tree.run(suspended.run_id)
+    assert run is not None and run.status == "suspended" and run.awaiting == ("w", "t")
+    assert not weather.done
+
+    clock = await alice.view.send_tool_result("t", error="no clock")
+    for answer in (weather, clock):
+        final = await ended(answer)
+        assert final.run_id == suspended.run_id and final.status == "complete"
+        assert final.awaiting == ()
+    assert alice.view.messages[-1].text == "weather=sunny, time=no clock"
+    lifecycle = [e.type for e in await events(channel) if e.type.startswith("run.")]
+    assert lifecycle == ["run.start", "run.suspend", "run.resume", "run.end"]
+    (resume,) = await events(channel, "run.resume")
+    assert resume.input_event_id == weather.input_event_id  # the first answer on the channel
+    assert resume.answers == (weather.input_event_id, clock.input_event_id)
+    assert agent.errors == []
+
+
+async def test_two_clients_answering_one_call_each_both_follow_the_run(
+    agent: Agent, connect: Connect
+) -> None:
+    agent.handler = parallel_calls_agent
+    alice = await connect("alice")
+    bob = await connect("bob")
+    suspended = await ended(await alice.view.send("weather and time?"))
+    await wait_for(lambda: getattr(bob.tree.run(suspended.run_id), "status", "") == "suspended")
+
+    from_alice = await alice.view.send_tool_result("w", "rain")
+    from_bob = await bob.view.send_tool_result("t", "noon")
+    texts = [await text_of(from_alice), await text_of(from_bob)]
+    assert texts == [["weather=rain, time=noon"]] * 2  # each handle streams the answer
+    for answer in (from_alice, from_bob):
+        assert await started(answer) == suspended.run_id
+        assert (await ended(answer)).status == "complete"
+
+
+async def test_answers_a_resume_took_are_not_reported_by_the_worker(
+    bus: ait.Bus, pool_name: str, connect: Connect
+) -> None:
+    """Both answers are on the channel before any agent is woken: the first invocation
+    resumes the run with both; the second finds its answer taken, which is no failure."""
+    alice = await connect("alice", invoke=None)  # opened outside the worker's task group
+    async with serving(bus, pool_name, handler=parallel_calls_agent, concurrency=1) as agent:
+        asked = await alice.view.send("weather and time?")
+        queue = bus.pool(pool_name)
+        await queue.enqueue(asked.to_invocation())
+        assert (await ended(asked)).status == "suspended"
+        weather = await alice.view.send_tool_result("w", "fog")
+        clock = await alice.view.send_tool_result("t", "dawn")
+        await wait_for(lambda: weather.echoed and clock.echoed)
+        await queue.enqueue(weather.to_invocation())
+        await queue.enqueue(clock.to_invocation())
+        for answer in (weather, clock):
+            assert (await ended(answer)).status == "complete"
+        worker = agent.worker
+        assert worker is not None
+        await wait_for(lambda: worker.stats["acked"] == 3)
+        assert agent.errors == []
+        assert alice.view.messages[-1].text == "weather=fog, time=dawn"
+
+
 async def test_an_answer_the_run_would_refuse_is_refused_at_once(
     bus: ait.Bus, channel_name: str, pool_name: str, agent: Agent, connect: Connect
 ) -> None:
