@@ -15,7 +15,7 @@ async with channel.writer() as out:                          # coalescing, for d
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -205,6 +205,39 @@ class Channel:
                 "XRANGE", self.key, start, end, "COUNT", count
             )
         return decode_reply(reply)
+
+    async def scan(
+        self, start: str, end: str, count: int, *, skip: Collection[str], reverse: bool = False
+    ) -> tuple[list[Entry], str | None]:
+        """`range`, leaving out the entries of the event types in `skip` without decoding
+        them (a reader that needs only inputs and cancels need not unpack every output).
+        With `reverse`, reads newest first, from `end` down to `start` (`XREVRANGE`).
+
+        Returns the entries kept, in the order read, and the id of the last entry read,
+        kept or not (None when there was none): the cursor of the next page. Entries in a
+        layout other than ait's own, and those that do not decode, are kept (as `BadEntry`
+        when they do not decode).
+        """
+        _check_count(count)
+        skipped = frozenset(kind.encode() for kind in skip)
+        command = ("XREVRANGE", end, start) if reverse else ("XRANGE", start, end)
+        with translate_errors(f"read channel {self.name!r}"):
+            reply = await self.bus.handle.client.execute_command(
+                command[0], self.key, *command[1:], "COUNT", count
+            )
+        if not reply:
+            return [], None
+        kept = [
+            item
+            for item in reply
+            if not (
+                type(fields := item[1]) is list
+                and len(fields) >= 4  # pyright: ignore[reportUnknownArgumentType]
+                and fields[2] == b"t"
+                and fields[3] in skipped
+            )
+        ]
+        return decode_reply(kept), reply[-1][0].decode()
 
     async def last_id(self) -> str | None:
         """The id of the newest entry, or None when the channel is empty."""

@@ -55,6 +55,58 @@ async def test_history_pages_backward_oldest_first(any_bus: ait.Bus, channel_nam
     assert pages == 3
 
 
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+async def test_scan_leaves_out_the_skipped_types_and_gives_the_cursor(
+    any_bus: ait.Bus, channel_name: str, reverse: bool
+) -> None:
+    """Pages of 4 over inputs among outputs: the outputs are left out, the cursor is the
+    last entry read even when it was left out, and paging by it misses nothing."""
+    channel = any_bus.channel(channel_name)
+    ids = await channel.publish_many([inp(i) if i % 3 == 0 else delta(i) for i in range(12)])
+    order = list(reversed(ids)) if reverse else ids
+    kept: list[ait.Entry] = []
+    cursors: list[str | None] = []
+    start, end = "-", "+"
+    while True:
+        page, last = await channel.scan(start, end, 4, skip=["output"], reverse=reverse)
+        kept += page
+        cursors.append(last)
+        if last is None:
+            break
+        if reverse:
+            end = f"({last}"
+        else:
+            start = f"({last}"
+    assert cursors == [order[3], order[7], order[11], None]  # skipped or not, the last read
+    wanted = [i for i in range(12) if i % 3 == 0]
+    assert kept == [(ids[i], inp(i)) for i in (reversed(wanted) if reverse else wanted)]
+
+
+async def test_scan_skips_by_type_only_what_it_can_classify(
+    any_bus: ait.Bus, channel_name: str
+) -> None:
+    """An entry in ait's layout is skipped by its `t` alone (a malformed output too: the
+    reader asked not to see outputs). One in another field order is decoded, never
+    skipped unseen; one that does not decode is kept as a BadEntry."""
+    channel = any_bus.channel(channel_name)
+    client = any_bus.handle.client
+
+    async def xadd(*fields: bytes) -> str:
+        return (await client.execute_command("XADD", channel.key, "*", *fields)).decode()
+
+    fields = channel.encode(delta(1))
+    junk = await xadd(b"v", b"1", b"t", b"output", b"h", b"\xc1")
+    other = await xadd(*fields[2:4], *fields[0:2], *fields[4:])  # t, v, h, d
+    page, last = await channel.scan("-", "+", 10, skip=["output"])
+    assert last == other
+    assert page == [(other, delta(1))]
+    page, _ = await channel.scan("-", "+", 10, skip=["input"])
+    assert [(entry_id, type(event).__name__) for entry_id, event in page] == [
+        (junk, "BadEntry"),
+        (other, "Output"),
+    ]
+
+
 async def test_last_id_and_length(any_bus: ait.Bus, channel_name: str) -> None:
     channel = any_bus.channel(channel_name)
     assert await channel.last_id() is None
