@@ -14,6 +14,8 @@ DEFAULT_MAX_ENTRY_BYTES = 1024 * 1024
 READER_KEYS_PER_CONNECTION = 64
 #: How long one blocking XREAD waits before it is issued again (milliseconds).
 READER_BLOCK_MS = 5_000
+#: How long a shared reader connection left without channels stays open for new ones (s).
+READER_LINGER = 30.0
 #: Entries one XREAD may return per key.
 READER_COUNT = 512
 #: Batches a subscriber may hold unread before it is detached as lagged.

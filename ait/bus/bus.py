@@ -15,6 +15,7 @@ from .._constants import (
     READER_BLOCK_MS,
     READER_COUNT,
     READER_KEYS_PER_CONNECTION,
+    READER_LINGER,
 )
 from ..errors import UsageError
 from ._redis import RedisHandle, translate_errors
@@ -61,6 +62,8 @@ class Bus:
             shared reader and worker queues use dedicated connections on top of these.
         on_error: called with errors met in the background (a reader reconnecting); by
             default they are logged as warnings on the `ait.bus` logger.
+        reader_linger: seconds a shared reader connection left without channels stays
+            open for the next subscription (30); 0 closes it at once.
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class Bus:
         on_error: Callable[[BaseException], None] | None = None,
         reader_keys_per_connection: int = READER_KEYS_PER_CONNECTION,
         reader_block_ms: int = READER_BLOCK_MS,
+        reader_linger: float = READER_LINGER,
         _embedded: EmbeddedRedis | None = None,
         _handle_factory: HandleFactory | None = None,
     ) -> None:
@@ -99,6 +103,7 @@ class Bus:
         self._on_error = on_error
         self._keys_per_connection = reader_keys_per_connection
         self._block_ms = reader_block_ms
+        self._linger = reader_linger
         self._embedded = _embedded
         self._handle_factory = _handle_factory
         self._state = "unopened"
@@ -172,6 +177,7 @@ class Bus:
             block_ms=self._block_ms,
             count=READER_COUNT,
             on_error=self.report,
+            linger=self._linger,
         )
         self._state = "open"
         return self

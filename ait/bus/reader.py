@@ -80,11 +80,14 @@ class ReaderHub:
         block_ms: int,
         count: int,
         on_error: Callable[[BaseException], None],
+        linger: float = 0.0,
     ) -> None:
         self.handle = handle
         self.tasks = tasks
         self.keys_per_connection = keys_per_connection
         self.block_ms = block_ms
+        #: Seconds a group left without keys keeps its connection for the next ones.
+        self.linger = linger
         self.count = count
         self.on_error = on_error
         self._groups: list[_Group] = []
@@ -97,8 +100,13 @@ class ReaderHub:
 
     @property
     def connections(self) -> int:
-        """Dedicated reader connections open or being opened now."""
+        """Dedicated reader connections open or being opened now, idle ones included."""
         return len(self._groups)
+
+    @property
+    def busy_connections(self) -> int:
+        """Reader connections following at least one channel now."""
+        return sum(1 for group in self._groups if group.cursors)
 
     def attach(self, key: str, subscriber: Subscriber, cursor: str) -> str:
         """Start delivering `key` to `subscriber`; return the hub's cursor for the key.
@@ -130,8 +138,14 @@ class ReaderHub:
                 group.forget(key)
                 del self._group_of[key]
         if not group.cursors:
-            group.stop()
-            self._groups.remove(group)
+            if self.linger <= 0:
+                group.stop()
+                self._groups.remove(group)
+            else:
+                # The group lingers: a key attached soon reuses its connection (a worker
+                # opens a session per invocation); it leaves on its own once `linger`
+                # passes. Its XREAD of keys nobody follows is woken, not waited out.
+                group.keys_changed()
 
     def _group_for(self, key: str) -> _Group:
         slot = self.handle.slot(key)
@@ -161,6 +175,8 @@ class _Group:
         self._key_bulks: dict[str, bytes] = {}
         self._run_id: str | None = None  # the server's run_id: it changes on every restart
         self._previous_run_id: str | None = None
+        self._keys_added = anyio.Event()  # wakes a lingering group
+        self._read_key: str | None = None  # a key of the last XREAD sent
 
     def stop(self) -> None:
         self._scope.cancel()
@@ -168,7 +184,11 @@ class _Group:
     def keys_changed(self) -> None:
         """Make the XREAD in flight, if any, return so the next one covers the new keys."""
         self._stale = True
-        if self._blocking and not self._waking:
+        self._keys_added.set()
+        self._wake_if_stale()
+
+    def _wake_if_stale(self) -> None:
+        if self._blocking and self._stale and not self._waking:
             self._waking = True
             self.hub.tasks.start(self._wake, name="ait reader wake")
 
@@ -179,7 +199,9 @@ class _Group:
             for attempt in range(200):
                 if not (self._blocking and self._stale) or self._client_id is None:
                     return
-                key = next(iter(self.cursors), None)
+                # A key of the XREAD in flight picks the node (Cluster): the group may
+                # follow none any more (it lingers), or new ones.
+                key = self._read_key
                 if key is None:
                     return
                 if await self.hub.handle.unblock(self._client_id, key):
@@ -194,7 +216,7 @@ class _Group:
         delay = 0.0
         with self._scope:
             try:
-                while self.cursors:
+                while self.cursors or await self._linger():
                     try:
                         if self._conn is None:
                             await self._connect()
@@ -215,8 +237,19 @@ class _Group:
                         delay = min(max(delay * 2, 0.05), 2.0)
                         await anyio.sleep(delay * (0.5 + random.random() / 2))
             finally:
+                if not self.cursors and self in self.hub._groups:  # pyright: ignore[reportPrivateUsage]
+                    self.hub._groups.remove(self)  # pyright: ignore[reportPrivateUsage]
                 with anyio.CancelScope(shield=True):
                     await self._drop_connection()
+
+    async def _linger(self) -> bool:
+        """Wait up to the hub's `linger` for keys, the connection kept; True if any came."""
+        self._keys_added = anyio.Event()
+        with anyio.move_on_after(self.hub.linger):
+            while not self.cursors:
+                await self._keys_added.wait()
+                self._keys_added = anyio.Event()
+        return bool(self.cursors)
 
     async def _connect(self) -> None:
         key = next(iter(self.cursors))
@@ -238,7 +271,10 @@ class _Group:
     async def _xread(self) -> Any:
         assert self._conn is not None
         cursors = self.cursors
+        if not cursors:  # the last key left while connecting: no XREAD of no keys
+            return None
         self._stale = False
+        self._read_key = next(iter(cursors))
         # Packed by hand: redis-py's generic packing of 64 keys and ids costs ~100 us a call;
         # the keys' encodings are cached and only the cursors are encoded each time.
         packed = b"".join(
@@ -252,6 +288,7 @@ class _Group:
         with translate_errors("read channels"):
             await self._conn.send_packed_command(packed, check_health=False)
             self._blocking = True
+            self._wake_if_stale()  # the keys changed while it was being sent
             try:
                 return await self._conn.read_response()
             finally:
