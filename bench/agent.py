@@ -14,6 +14,8 @@ Scenarios (`--only` takes names, prefixes such as `cancel`, or numbers such as `
   2  cancel          cancel published -> the run's `run.end` on the channel, the provider
                      streaming at 200 tokens/s: p50/p99 over 60 cancels per round
   2b cancel-busy     the same, the provider streaming as fast as it can
+  3  wake            an invocation on a busy channel (20,000 output entries in the last two
+                     minutes) -> its run.start on the channel: p50/p99 over 40 wake-ups
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ FLUSH_INTERVAL = 0.010  # the raw timed flusher of scenario 1b
 CANCEL_RATE = 200  # tokens/s of the provider in scenario 2
 TOKENS_TARGET = 0.5  # ait tokens/s >= 0.5x one XADD per token
 CANCEL_P99_MS = 50.0
+WAKE_P50_PLUS_MS = 5.0  # wake -> run.start p50 within raw + 5 ms
+WAKE_P99_PLUS_MS = 10.0
 
 
 @dataclass(frozen=True)
@@ -62,10 +66,12 @@ class Sizes:
     tokens: int = 20_000  # scenario 1, per side
     cancels: int = 60  # scenario 2, per side and round
     stream_before_cancel: tuple[float, float] = (0.020, 0.050)  # seconds, uniform
+    wakes: int = 40  # scenario 3, per side and round
+    backlog: int = 20_000  # output entries on the channel before the wake-ups
 
 
 FULL = Sizes()
-QUICK = replace(FULL, tokens=2_000, cancels=12)
+QUICK = replace(FULL, tokens=2_000, cancels=12, wakes=10, backlog=5_000)
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -501,6 +507,91 @@ class Bench(BenchBase):
         outcome.append(reason)
         done.set()
 
+    # 3. wake -> run.start ------------------------------------------------------------------
+
+    async def fill_backlog(self, r: aioredis.Redis, key: str) -> None:
+        """`backlog` output entries, as a streaming run leaves them (both sides)."""
+        output = fields_of(
+            ait.Output(
+                run_id=new_id(),
+                message_id=new_id(),
+                role="assistant",
+                parent=new_id(),
+                payload=[text_delta(token) for token in self.tokens(8)],
+            )
+        )
+        for _ in range(0, self.sizes.backlog, 1000):
+            pipe = r.pipeline(transaction=False)
+            for _ in range(1000):
+                pipe.xadd(key, output)  # pyright: ignore[reportArgumentType]
+            await pipe.execute()
+
+    def wake_metrics(self, samples: list[int]) -> Metrics:
+        ms = [s / NS_PER_MS for s in samples]
+        return {"p50": percentile(ms, 50), "p99": percentile(ms, 99), "max": max(ms)}
+
+    async def wake_ait(self) -> Metrics:
+        r = self.raw_client()
+        samples: list[int] = []
+        try:
+            async with self.bus() as bus:
+                channel = bus.channel(self.name("wake"))
+                await self.fill_backlog(r, channel.key)
+                for _ in range(self.sizes.wakes):
+                    event = new_input()
+                    await r.xadd(channel.key, fields_of(event))  # pyright: ignore[reportArgumentType]
+                    woken = time.perf_counter_ns()
+                    async with ait.AgentSession(bus, channel.name) as session:
+                        invocation = ait.Invocation(
+                            channel=channel.name, input_event_id=event.event_id
+                        )
+                        run = session.create_run(invocation)
+                        await run.start()
+                        samples.append(time.perf_counter_ns() - woken)
+                        await run.end()
+        finally:
+            await r.aclose()
+        return self.wake_metrics(samples)
+
+    async def wake_raw(self) -> Metrics:
+        r = self.raw_client()
+        key = key_of(self.name("wake"))
+        samples: list[int] = []
+        unpackb = msgpack.unpackb
+        try:
+            await self.fill_backlog(r, key)
+            for _ in range(self.sizes.wakes):
+                event = new_input()
+                await r.xadd(key, fields_of(event))  # pyright: ignore[reportArgumentType]
+                woken = time.perf_counter_ns()
+                found: ait.Input | None = None
+                upper = "+"
+                while found is None:  # the newest entries first, until the input
+                    page = await r.xrevrange(key, max=upper, min="-", count=100)
+                    for _entry_id, fields in page:
+                        if fields[b"t"] == b"input":
+                            headers = unpackb(fields[b"h"])
+                            if headers["event-id"] == event.event_id:
+                                found = event
+                                break
+                    upper = "(" + page[-1][0].decode()
+                run_id, invocation_id = new_id(), new_id()
+                start = ait.RunStart(
+                    run_id=run_id,
+                    invocation_id=invocation_id,
+                    input_event_id=found.event_id,
+                    input_message_id=found.message_id,
+                    run_client_id=found.client_id,
+                    parent=found.message_id,
+                )
+                await r.xadd(key, fields_of(start))  # pyright: ignore[reportArgumentType]
+                samples.append(time.perf_counter_ns() - woken)
+                end = ait.RunEnd(run_id=run_id, invocation_id=invocation_id, reason="complete")
+                await r.xadd(key, fields_of(end))  # pyright: ignore[reportArgumentType]
+        finally:
+            await r.aclose()
+        return self.wake_metrics(samples)
+
 
 # -- the scenario table -----------------------------------------------------------------------
 
@@ -592,6 +683,26 @@ def scenarios(bench: Bench) -> list[Scenario]:
             run_ait=partial(bench.cancel_ait, True),
             run_raw=partial(bench.cancel_raw, True),
             checks=cancel_checks,
+        ),
+        Scenario(
+            name="wake",
+            number="3",
+            title=f"{s.wakes} wake-ups per side on a channel holding {s.backlog:,} output entries",
+            ait_side="per invocation, as a worker does: open an `AgentSession` (it replays the "
+            "two-minute rewind window for inputs and cancels), `create_run`, `start()`",
+            raw_side="per invocation: XREVRANGE pages of 100 from the newest entry until the "
+            "input (its `event-id` header), then XADD run.start; no cancel watching, no "
+            "active-run record",
+            common="the input is XADDed (same code) just before the clock starts; latency = "
+            "run.start() returned (raw: its XADD answered) - perf_counter_ns() after the input",
+            run_ait=bench.wake_ait,
+            run_raw=bench.wake_raw,
+            checks=[
+                Check("p50 wake -> run.start", "p50", "ms", "plus", WAKE_P50_PLUS_MS, digits=2),
+                Check("p99 wake -> run.start", "p99", "ms", "plus", WAKE_P99_PLUS_MS, digits=2),
+                ms(label="p50 wake -> run.start", key="p50", kind="info"),
+                ms(label="slowest wake -> run.start", key="max", kind="info"),
+            ],
         ),
     ]
 

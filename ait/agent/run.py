@@ -270,7 +270,8 @@ class Run:
                     raise AwaitingAnswers(event.run_id, missing)
             self._parents, self._calls = dict(history.parents), dict(history.calls)
             self._last_message_id = history.messages[-1] if history.messages else None
-        await session.catch_up()  # cancels sent before now are held before the run adopts them
+        # Cancels sent since the input (or the suspend) are held before the run adopts them.
+        await session.catch_up(since=suspended_at or entry_id)
         self.input, self.input_entry_id = event, entry_id
         self.run_id = event.run_id if continuation else (self._requested_run_id or new_id())
         self.resumed = continuation

@@ -36,6 +36,7 @@ from ..bus._redis import translate_errors
 from ..bus._tasks import BackgroundTasks
 from ..errors import (
     AitError,
+    BusError,
     ContinuityLost,
     InputNotFound,
     RunRejected,
@@ -125,6 +126,13 @@ def _tool_call_id(item: object) -> str | None:
     return None
 
 
+# What the replay of the rewind window leaves undecoded: `_handle` ignores them.
+_NOT_REPLAYED = ("output", "run.start", "run.resume")
+_NOTHING_REPLAYED = (2**64, 0)
+# How many cancels a session holds for runs yet to start, and how many inputs it knows.
+_HELD = 1_000
+_INPUTS = 10_000
+
 # How far back start() looks for an input outside the rewind window: this many entries,
 # or (for a queued invocation) back to a minute before it was queued.
 _SCAN_ENTRIES = 20_000
@@ -137,7 +145,9 @@ class AgentSession:
     Args:
         bus: an open bus.
         channel: the channel name.
-        rewind: seconds of history to replay on open (inputs and cancels sent just before).
+        rewind: seconds of history to replay on open (inputs and cancels sent just
+            before), newest first, outputs left undecoded; a run's start waits only for
+            the part from its input on.
         input_timeout: how long `Run.start` waits for its input to show up (seconds).
         on_cancel: decides whether a cancel is allowed (runs may have their own hook);
             may be async. By default every cancel is honoured.
@@ -180,13 +190,18 @@ class AgentSession:
         self._sub: Subscription | None = None
         self._inputs: OrderedDict[str, tuple[str, Input]] = OrderedDict()
         self._input_waiters: dict[str, anyio.Event] = {}
-        self._held: deque[tuple[str, Cancel]] = deque(maxlen=1_000)
+        self._held: deque[tuple[str, Cancel]] = deque(maxlen=_HELD)
         self._runs: set[Run] = set()
         self._by_run_id: dict[str, Run] = {}
         self._ended: dict[str, anyio.Event] = {}
         # Set (and replaced) after each routed entry while a run waits to catch up.
         self._routed = anyio.Event()
         self._catching_up = 0
+        # The rewind window (the entries before the live subscription) is replayed newest
+        # first: every entry from `_replayed_to` on has been handled; `_replay_moved` is
+        # set (and replaced) as it moves back. MAX_ENTRY_KEY: nothing replayed yet.
+        self._replayed_to: tuple[int, int] = _NOTHING_REPLAYED
+        self._replay_moved = anyio.Event()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -196,13 +211,26 @@ class AgentSession:
         self.bus.require_open("open an agent session")
         await self.tasks.enter()
         try:
+            # Live from the newest entry; the rewind window before it is replayed apart,
+            # reading only the inputs, cancels and lifecycle ends (not every output).
             start = f"{max(int((time.time() - self.rewind) * 1000), 0)}-0"
-            self._sub = self.channel.subscribe(after=start, strict=False)
+            tail = await self.channel.last_id()
+            if tail is None or entry_id_key(tail) < entry_id_key(start):
+                tail = None
+                self._replayed_to = (0, 0)
+            else:  # what follows the tail is the live subscription's
+                ms, seq = entry_id_key(tail)
+                self._replayed_to = (ms, seq + 1)
+            self._sub = self.channel.subscribe(after=tail or start, strict=False)
             await self._sub.open()
         except BaseException:
             await self.tasks.exit()
             raise
         self._state = "open"
+        if tail is not None:
+            self.tasks.start(
+                self._replay, start, tail, name=f"ait agent replay {self.channel.name}"
+            )
         self.tasks.start(self._route, name=f"ait agent session {self.channel.name}")
         self.tasks.start(self._heartbeat, name=f"ait agent heartbeat {self.channel.name}")
         return self
@@ -283,11 +311,45 @@ class AgentSession:
             except ContinuityLost as exc:
                 self.report(exc)
 
-    def _handle(self, entry_id: str, event: Event | BadEntry) -> None:
+    async def _replay(self, start: str, tail: str) -> None:
+        """Handle the entries from `tail` (the last one before the live subscription) back
+        to `start` that matter to an agent, newest first, moving `_replayed_to` back page
+        by page: a run needs only the entries from its input on, which come first. Retries
+        while Redis is away."""
+        cursor = tail
+        delay = 0.05
+        page = 50  # a fresh input is among the newest entries: the first page is short
+        while True:
+            try:
+                entries, last = await self.channel.scan(
+                    start, cursor, page, skip=_NOT_REPLAYED, reverse=True
+                )
+            except BusError as exc:
+                self.report(exc)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            page = min(page * 4, 200)  # short pages: no long stall of the event loop
+            for entry_id, event in entries:
+                self._handle(entry_id, event, replayed=True)
+            done = last is None or entry_id_key(last) <= entry_id_key(start)
+            self._replayed_to = (0, 0) if done else entry_id_key(cast(str, last))
+            self._replay_moved.set()
+            self._replay_moved = anyio.Event()
+            if done:
+                return
+            cursor = f"({last}"
+
+    def _handle(self, entry_id: str, event: Event | BadEntry, *, replayed: bool = False) -> None:
+        """Route one entry. A `replayed` one comes newest first, from before every live one:
+        it goes behind what is held, and is dropped rather than push a newer one out."""
         if isinstance(event, Input):
-            self._remember_input(entry_id, event)
+            self._remember_input(entry_id, event, oldest=replayed)
         elif isinstance(event, Cancel):
-            self._held.append((entry_id, event))
+            if not replayed:
+                self._held.append((entry_id, event))
+            elif len(self._held) < _HELD:
+                self._held.appendleft((entry_id, event))
             for run in list(self._runs):
                 self._offer_cancel(run, entry_id, event)
         elif isinstance(event, RunEnd | RunSuspend):
@@ -299,10 +361,16 @@ class AgentSession:
                 AitError(f"bad entry {event.entry_id} on {self.channel.name!r}: {event.reason}")
             )
 
-    def _remember_input(self, entry_id: str, event: Input) -> None:
-        self._inputs[event.event_id] = (entry_id, event)
-        while len(self._inputs) > 10_000:
-            self._inputs.popitem(last=False)
+    def _remember_input(self, entry_id: str, event: Input, *, oldest: bool = False) -> None:
+        if oldest:
+            if len(self._inputs) >= _INPUTS or event.event_id in self._inputs:
+                return
+            self._inputs[event.event_id] = (entry_id, event)
+            self._inputs.move_to_end(event.event_id, last=False)
+        else:
+            self._inputs[event.event_id] = (entry_id, event)
+            while len(self._inputs) > _INPUTS:
+                self._inputs.popitem(last=False)
         waiter = self._input_waiters.get(event.event_id)
         if waiter is not None:
             waiter.set()
@@ -320,6 +388,11 @@ class AgentSession:
         waiter = self._input_waiters.setdefault(event_id, anyio.Event())
         try:
             found = self._inputs.get(event_id)
+            with anyio.move_on_after(self.input_timeout):
+                # The replay reads the window newest first: a fresh input comes at once.
+                while found is None and self._replayed_to > (0, 0):
+                    await self._replay_moved.wait()
+                    found = self._inputs.get(event_id)
             if found is None:
                 found = await self._scan_for_input(event_id, queued_at)
             if found is None:
@@ -333,19 +406,23 @@ class AgentSession:
             if self._input_waiters.get(event_id) is waiter:
                 del self._input_waiters[event_id]
 
-    async def catch_up(self) -> None:
-        """Wait (up to `input_timeout`) until the router has handled every entry published
-        before this call, so that a run starting now is offered every cancel sent before it:
-        the router may still be replaying the rewind window (a session opened just now, as a
-        worker opens one per invocation)."""
+    async def catch_up(self, since: str | None = None) -> None:
+        """Wait (up to `input_timeout`) until every entry from `since` (None: the start of
+        the rewind window) to the newest one at this call has been handled, so that a run
+        starting now is offered every cancel sent since its input: the session may still
+        be replaying the rewind window (a session opened just now, as a worker opens one
+        per invocation)."""
         last = await self.channel.last_id()
         if last is None or self._sub is None:
             return
         target = entry_id_key(last)
+        floor = entry_id_key(since) if since is not None else (0, 0)
         sub = self._sub
         self._catching_up += 1
         try:
             with anyio.move_on_after(self.input_timeout):
+                while self._replayed_to > floor:
+                    await self._replay_moved.wait()
                 while entry_id_key(sub.last_id) < target:
                     await self._routed.wait()
         finally:

@@ -585,3 +585,66 @@ async def test_a_user_cancel_during_a_slow_first_token(bus: ait.Bus, channel_nam
 
 
 Hook = Callable[[ait.CancelRequest], bool | Awaitable[bool]]
+
+
+async def outputs(channel: ait.Channel, n: int) -> None:
+    """`n` output entries, as a run streaming into the channel leaves them."""
+    event = ait.Output(
+        run_id="r-other",
+        message_id="m-other",
+        role="assistant",
+        parent="p",
+        payload=[{"type": "text-delta", "id": "t1", "delta": "word "}],
+    )
+    for start in range(0, n, 500):
+        await channel.publish_many([event] * min(500, n - start))
+
+
+async def test_a_cancel_pages_under_the_tail_is_seen_before_the_run_starts(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    """The rewind window is replayed newest first, a page at a time: a run's start waits
+    until the replay has passed its input, so a cancel sent just after the input, under
+    thousands of newer entries, is honoured at once."""
+    channel = bus.channel(channel_name)
+    input_entry, sent = await publish_input(channel)
+    cancel_entry = await cancel(channel, input_message_id=sent.message_id)
+    await outputs(channel, 20_000)
+    async with ait.AgentSession(bus, channel_name) as session:
+        await session.catch_up(since=input_entry)  # what start() waits for
+        held = session._held  # pyright: ignore[reportPrivateUsage]
+        assert cancel_entry in [entry_id for entry_id, _ in held]
+        run = session.create_run(invocation(channel, sent))
+        await run.start()
+        assert run.cancelled
+        assert run.cancel_request is not None
+        assert run.cancel_request.cancel.input_message_id == sent.message_id
+        await run.end("cancelled")
+
+
+async def test_held_cancels_keep_the_newest_when_the_window_holds_too_many(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    """The session holds at most 1,000 cancels for runs yet to start. Replayed newest
+    first, the oldest are the ones left out, never one the live subscription added."""
+    channel = bus.channel(channel_name)
+    _, sent = await publish_input(channel)
+    for _ in range(3):
+        await channel.publish_many(
+            [
+                ait.Cancel(event_id=ait.ids.new_id(), client_id="bob", run_id="gone")
+                for _ in range(500)
+            ]
+        )
+    last = await cancel(channel, input_message_id=sent.message_id)
+    async with ait.AgentSession(bus, channel_name) as session:
+        run = session.create_run(invocation(channel, sent))
+        await run.start()
+        held = session._held  # pyright: ignore[reportPrivateUsage]
+        assert len(held) == 1_000
+        assert held[-1][0] == last  # the newest, in channel order
+        assert [entry_id for entry_id, _ in held] == sorted(
+            (entry_id for entry_id, _ in held), key=ait.ids.entry_id_key
+        )
+        assert run.cancelled
+        await run.end("cancelled")

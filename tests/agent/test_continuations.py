@@ -228,9 +228,9 @@ async def test_a_resume_that_lost_the_race_while_reading_conflicts(
         late = late_session.create_run(invocation(channel, result))
         caught_up = late_session.catch_up
 
-        async def slow_catch_up() -> None:  # B pauses between its check and its claim
+        async def slow_catch_up(since: str | None = None) -> None:  # B pauses before its claim
             await a_done.wait()
-            await caught_up()
+            await caught_up(since)
 
         late_session.catch_up = slow_catch_up  # type: ignore[method-assign]
 

@@ -35,10 +35,11 @@ def verdicts(report: str) -> list[tuple[str, str]]:
 def test_bench_agent_quick_runs_and_judges_its_targets() -> None:
     report = run_bench("agent.py", timeout=120)
     numbers = [number for _, number in verdicts(report)]
-    assert numbers == ["1", "2", "2", "2b", "2b"], report
+    assert numbers == ["1", "2", "2", "2b", "2b", "3", "3"], report
     assert re.search(r"^\| 1 \| tokens \| throughput \(tokens/s\) \|", report, re.MULTILINE)
     assert re.search(r"^\| 1 \| tokens \| output entries per 1,000 tokens", report, re.MULTILINE)
     assert re.search(r"^\| 2 \| cancel \| p99 cancel -> run.end \(ms\) \|", report, re.MULTILINE)
+    assert re.search(r"^\| 3 \| wake \| p50 wake -> run.start \(ms\) \|", report, re.MULTILINE)
 
 
 @pytest.mark.slow
