@@ -319,26 +319,30 @@ class AgentSession:
         cursor = tail
         delay = 0.05
         page = 50  # a fresh input is among the newest entries: the first page is short
-        while True:
-            try:
-                entries, last = await self.channel.scan(
-                    start, cursor, page, skip=_NOT_REPLAYED, reverse=True
-                )
-            except BusError as exc:
-                self.report(exc)
-                await anyio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-                continue
-            page = min(page * 4, 200)  # short pages: no long stall of the event loop
-            for entry_id, event in entries:
-                self._handle(entry_id, event, replayed=True)
-            done = last is None or entry_id_key(last) <= entry_id_key(start)
-            self._replayed_to = (0, 0) if done else entry_id_key(cast(str, last))
+        done = False
+        try:
+            while not done:
+                try:
+                    entries, last = await self.channel.scan(
+                        start, cursor, page, skip=_NOT_REPLAYED, reverse=True
+                    )
+                except BusError as exc:
+                    self.report(exc)
+                    await anyio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                    continue
+                page = min(page * 4, 200)  # short pages: no long stall of the event loop
+                for entry_id, event in entries:
+                    self._handle(entry_id, event, replayed=True)
+                done = last is None or entry_id_key(last) <= entry_id_key(start)
+                self._replayed_to = (0, 0) if done else entry_id_key(cast(str, last))
+                self._replay_moved.set()
+                self._replay_moved = anyio.Event()
+                cursor = f"({last}"
+        except Exception as exc:  # a bug, not Redis: report it, and let no run wait on it
+            self.report(AitError(f"the replay of {self.channel.name!r} stopped: {exc!r}"))
+            self._replayed_to = (0, 0)
             self._replay_moved.set()
-            self._replay_moved = anyio.Event()
-            if done:
-                return
-            cursor = f"({last}"
 
     def _handle(self, entry_id: str, event: Event | BadEntry, *, replayed: bool = False) -> None:
         """Route one entry. A `replayed` one comes newest first, from before every live one:

@@ -648,3 +648,44 @@ async def test_held_cancels_keep_the_newest_when_the_window_holds_too_many(
         )
         assert run.cancelled
         await run.end("cancelled")
+
+
+@pytest.mark.parametrize(
+    ("failure", "recovers"),
+    [(ait.BusConnectionError("redis went away"), True), (RuntimeError("a bug"), False)],
+    ids=["redis-away-then-back", "unexpected"],
+)
+async def test_a_failing_replay_is_reported_and_never_holds_a_run_back(
+    bus: ait.Bus,
+    channel_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: Exception,
+    recovers: bool,
+) -> None:
+    """The first page of the replay fails. A Redis error is reported and the page read
+    again, so the cancel before the session opened is still held; anything else is
+    reported, the replay stops, and the run starts at once all the same."""
+    channel = bus.channel(channel_name)
+    _, sent = await publish_input(channel)
+    await cancel(channel, input_message_id=sent.message_id)
+    errors: list[BaseException] = []
+    session = ait.AgentSession(bus, channel_name, on_error=errors.append, input_timeout=5)
+    scan = session.channel.scan
+    calls = 0
+
+    async def failing_once(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise failure
+        return await scan(*args, **kwargs)
+
+    monkeypatch.setattr(session.channel, "scan", failing_once)
+    async with session:
+        run = session.create_run(invocation(channel, sent))
+        clock = Clock()
+        await run.start()
+        assert clock.elapsed() < 1.0
+        assert run.cancelled is recovers
+        await run.end("cancelled" if recovers else "complete")
+    assert any(str(failure) in str(error) for error in errors)
