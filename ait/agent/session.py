@@ -199,7 +199,7 @@ class AgentSession:
         self._catching_up = 0
         # The rewind window (the entries before the live subscription) is replayed newest
         # first: every entry from `_replayed_to` on has been handled; `_replay_moved` is
-        # set (and replaced) as it moves back. MAX_ENTRY_KEY: nothing replayed yet.
+        # set (and replaced) as it moves back. `_NOTHING_REPLAYED`: not a page yet.
         self._replayed_to: tuple[int, int] = _NOTHING_REPLAYED
         self._replay_moved = anyio.Event()
 
@@ -392,6 +392,7 @@ class AgentSession:
         waiter = self._input_waiters.setdefault(event_id, anyio.Event())
         try:
             found = self._inputs.get(event_id)
+            deadline = anyio.current_time() + self.input_timeout
             with anyio.move_on_after(self.input_timeout):
                 # The replay reads the window newest first: a fresh input comes at once.
                 while found is None and self._replayed_to > (0, 0):
@@ -400,7 +401,7 @@ class AgentSession:
             if found is None:
                 found = await self._scan_for_input(event_id, queued_at)
             if found is None:
-                with anyio.move_on_after(self.input_timeout):
+                with anyio.move_on_after(deadline - anyio.current_time()):
                     await waiter.wait()
                 found = self._inputs.get(event_id)
             if found is None:
