@@ -63,7 +63,7 @@ class Bus:
         on_error: called with errors met in the background (a reader reconnecting); by
             default they are logged as warnings on the `ait.bus` logger.
         reader_linger: seconds a shared reader connection left without channels stays
-            open for the next subscription (30); 0 closes it at once.
+            open for the next subscription (30); 0 closes it at once, as does a cluster.
     """
 
     def __init__(

@@ -138,13 +138,15 @@ class ReaderHub:
                 group.forget(key)
                 del self._group_of[key]
         if not group.cursors:
-            if self.linger <= 0:
+            # On one server, the group lingers: a key attached soon reuses its connection
+            # (a worker opens a session per invocation); it leaves on its own once
+            # `linger` passes, and its XREAD of keys nobody follows is woken, not waited
+            # out. In a cluster, groups are per hash slot: the next channel would rarely
+            # land in this one's, so it closes at once.
+            if self.linger <= 0 or self.handle.cluster:
                 group.stop()
                 self._groups.remove(group)
             else:
-                # The group lingers: a key attached soon reuses its connection (a worker
-                # opens a session per invocation); it leaves on its own once `linger`
-                # passes. Its XREAD of keys nobody follows is woken, not waited out.
                 group.keys_changed()
 
     def _group_for(self, key: str) -> _Group:
