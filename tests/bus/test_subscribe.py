@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import anyio
 import pytest
@@ -195,6 +196,39 @@ async def test_cancelling_a_blocked_subscriber_leaks_nothing(
         async with channel.subscribe() as again:
             entry_id = await channel.publish(inp(1))
             assert (await take(again, 1))[0][0] == entry_id
+
+
+async def test_a_channel_joining_while_the_xread_is_sent_is_not_left_waiting(
+    redis_url: str, channel_name: str
+) -> None:
+    """The reader is between two XREADs, the next one on its way to Redis without the new
+    channel: once it is out, the group wakes it (CLIENT UNBLOCK) at once instead of
+    letting the new channel wait out the 60 s block."""
+    async with ait.Bus.from_url(redis_url, reader_block_ms=60_000) as bus:
+        channel_a, channel_b = bus.channel(channel_name + "-a"), bus.channel(channel_name + "-b")
+        async with channel_a.subscribe() as sub_a:
+            entry_id = await channel_a.publish(inp(0))
+            assert (await take(sub_a, 1))[0][0] == entry_id
+            (group,) = bus.hub._groups  # pyright: ignore[reportPrivateUsage]
+            conn = group._conn  # pyright: ignore[reportPrivateUsage]
+            assert conn is not None
+            send = conn.send_packed_command
+            sending, proceed = anyio.Event(), anyio.Event()
+
+            async def held_send(*args: Any, **kwargs: Any) -> None:
+                sending.set()
+                await proceed.wait()  # the channel joins while this XREAD is on its way
+                await send(*args, **kwargs)
+
+            conn.send_packed_command = held_send  # type: ignore[method-assign]
+            await channel_a.publish(inp(1))  # the XREAD returns; the next one is held
+            with anyio.fail_after(5):
+                await sending.wait()
+            async with channel_b.subscribe() as sub_b:
+                conn.send_packed_command = send  # type: ignore[method-assign]
+                proceed.set()
+                entry_id = await channel_b.publish(inp(2))
+                assert (await take(sub_b, 1, timeout=5))[0][0] == entry_id
 
 
 async def test_a_reader_connection_left_idle_serves_the_next_subscription(
