@@ -13,9 +13,9 @@ from .message import Part as Part
 from .message import ReasoningPart as ReasoningPart
 from .message import TextPart as TextPart
 from .message import ToolCallPart as ToolCallPart
+from .runs import RunInfo as RunInfo
+from .runs import RunStatus as RunStatus
 from .tree import FoldError as FoldError
-from .tree import RunInfo as RunInfo
-from .tree import RunStatus as RunStatus
 from .tree import Tree as Tree
 from .view import View as View
 from .view import ViewChange as ViewChange

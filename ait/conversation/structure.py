@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 from .message import EntryKey
 
 if TYPE_CHECKING:
-    from .tree import Tree, _Run  # pyright: ignore[reportPrivateUsage]
+    from .runs import RunNode
+    from .tree import Tree
 
 __all__ = ["GroupKey", "Structure"]
 
@@ -74,7 +75,7 @@ class Structure:
         for group, members in self.members.items():
             members.sort(key=key.__getitem__ if group[0] == "edit" else run_keys.__getitem__)
 
-    def _run_group(self, run: _Run) -> GroupKey | None:
+    def _run_group(self, run: RunNode) -> GroupKey | None:
         anchor = run.anchor
         if anchor is None or (not run.messages and run.start is None):
             return None
@@ -102,7 +103,7 @@ class Structure:
         self.group[message_id] = (group, message_id)
         return True
 
-    def start_run(self, run: _Run) -> bool:
+    def start_run(self, run: RunNode) -> bool:
         if run.messages or run.run_id in self.group_of_run:
             return False
         group = ("regen", run.anchor or "")
@@ -112,7 +113,7 @@ class Structure:
         self.members[group] = [run.run_id]
         return True
 
-    def append_run_message(self, run: _Run, message_id: str) -> bool:
+    def append_run_message(self, run: RunNode, message_id: str) -> bool:
         key = self._tree.message_key(message_id)
         if not self._is_last(key):
             return False

@@ -26,20 +26,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, cast
-
-from pydantic import BaseModel, ConfigDict
+from typing import Any, Protocol, cast
 
 from ..codec.chat import AMENDMENT_TYPES, wire_problem
 from ..events import BadEntry, Cancel, Event, Input, Output, RunEnd, RunResume, RunStart, RunSuspend
 from ..ids import entry_id_key
-from .message import EntryKey, Message, MessageError, MessageState
+from .message import EntryKey, Message, MessageState
+from .runs import RunInfo, RunNode, run_info, targets
 from .structure import Structure
 
-__all__ = ["FoldError", "RunInfo", "RunStatus", "Tree", "TreeListener"]
-
-RunStatus = Literal["pending", "active", "suspended", "complete", "cancelled", "error"]
-_TERMINAL = ("complete", "cancelled", "error")
+__all__ = ["FoldError", "Tree", "TreeListener"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,27 +44,6 @@ class FoldError:
 
     entry_id: str | None
     reason: str
-
-
-class RunInfo(BaseModel):
-    """A run as the tree knows it now."""
-
-    model_config = ConfigDict(frozen=True)
-
-    run_id: str
-    status: RunStatus
-    started: bool
-    client_id: str | None = None
-    invocation_id: str | None = None
-    input_event_id: str | None = None
-    input_message_id: str | None = None
-    parent: str | None = None
-    regenerate: str | None = None
-    error: MessageError | None = None
-    message_ids: tuple[str, ...] = ()
-    cancel_requested: bool = False
-    #: While suspended: the tool calls its `run.suspend` waits for (empty: any answer).
-    awaiting: tuple[str, ...] = ()
 
 
 class TreeListener(Protocol):
@@ -91,57 +66,6 @@ class _Input:
         self.seq = seq
 
 
-class _Run:
-    __slots__ = ("awaiting", "cancel_requested", "error", "first_key", "lifecycle", "messages",
-                 "output_parent", "run_id", "start", "start_key", "status")  # fmt: skip
-
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-        self.start: RunStart | None = None
-        self.start_key: EntryKey | None = None
-        self.first_key: EntryKey | None = None  # of any entry of the run
-        self.lifecycle: list[tuple[EntryKey, Event]] = []
-        self.status: RunStatus = "pending"
-        self.error: MessageError | None = None
-        self.messages: list[str] = []
-        self.output_parent: str | None = None
-        self.cancel_requested = False
-        self.awaiting: tuple[str, ...] = ()
-
-    @property
-    def anchor(self) -> str | None:
-        """The message this run answers: from run.start, else its first output's parent."""
-        if self.start is not None:
-            return self.start.parent or self.start.input_message_id
-        return self.output_parent
-
-    @property
-    def key(self) -> EntryKey:
-        return self.start_key or self.first_key or (math.inf, math.inf)
-
-    def recompute(self) -> None:
-        """Fold the lifecycle in entry order (arrival order must not matter)."""
-        self.lifecycle.sort(key=lambda item: item[0])
-        status: RunStatus = "active" if self.start is not None or self.messages else "pending"
-        error: MessageError | None = None
-        awaiting: tuple[str, ...] = ()
-        for _, event in self.lifecycle:
-            if isinstance(event, RunSuspend):
-                if status in ("active", "pending"):
-                    status, awaiting = "suspended", event.awaiting
-            elif isinstance(event, RunResume):
-                if status == "suspended":
-                    status, awaiting = "active", ()
-            elif isinstance(event, RunEnd) and status not in _TERMINAL:
-                status = event.reason
-                if event.reason == "error":
-                    error = MessageError(
-                        code=event.error_code or "error", message=event.error_message or ""
-                    )
-        self.status, self.error = status, error
-        self.awaiting = awaiting if status == "suspended" else ()
-
-
 class Tree:
     """The fold of one channel. See the module docstring for its rules.
 
@@ -154,7 +78,7 @@ class Tree:
         self._applied: set[str] = set()
         self._inputs: dict[str, _Input] = {}  # message id -> input message node
         self._by_event: dict[str, _Input] = {}  # event id -> any input
-        self._runs: dict[str, _Run] = {}
+        self._runs: dict[str, RunNode] = {}
         self._messages: dict[str, MessageState] = {}
         self._run_of_message: dict[str, str] = {}
         self._optimistic_seq = 0
@@ -290,17 +214,17 @@ class Tree:
             run.recompute()
         return None
 
-    def _order_run_messages(self, run: _Run) -> None:
+    def _order_run_messages(self, run: RunNode) -> None:
         run.messages.sort(key=lambda mid: self._first_key(mid))
 
     def _first_key(self, message_id: str) -> EntryKey:
         first = self._messages[message_id].first_key
         return (math.inf, math.inf) if first is None else first
 
-    def _run(self, run_id: str, key: EntryKey) -> _Run:
+    def _run(self, run_id: str, key: EntryKey) -> RunNode:
         run = self._runs.get(run_id)
         if run is None:
-            run = self._runs[run_id] = _Run(run_id)
+            run = self._runs[run_id] = RunNode(run_id)
         if run.first_key is None or key < run.first_key:
             run.first_key = key
             if self._cancels:
@@ -415,8 +339,8 @@ class Tree:
         for run in self._runs.values():
             self._mark_cancel(run)
 
-    def _mark_cancel(self, run: _Run) -> None:
-        requested = any(_targets(event, key, run) for key, event in self._cancels)
+    def _mark_cancel(self, run: RunNode) -> None:
+        requested = any(targets(event, key, run) for key, event in self._cancels)
         if requested != run.cancel_requested:
             run.cancel_requested = requested
             self._changed.update(run.messages)
@@ -492,12 +416,12 @@ class Tree:
 
     def run(self, run_id: str) -> RunInfo | None:
         run = self._runs.get(run_id)
-        return _run_info(run) if run is not None else None
+        return run_info(run) if run is not None else None
 
     @property
     def runs(self) -> list[RunInfo]:
         """Every run, oldest first."""
-        return [_run_info(r) for r in sorted(self._runs.values(), key=lambda r: r.key)]
+        return [run_info(r) for r in sorted(self._runs.values(), key=lambda r: r.key)]
 
     def run_for_input(self, input_message_id: str) -> RunInfo | None:
         """The newest run started for the input with this message id."""
@@ -505,7 +429,7 @@ class Tree:
             r for r in self._runs.values()
             if r.start is not None and r.start.input_message_id == input_message_id
         ]  # fmt: skip
-        return _run_info(max(found, key=lambda r: r.key)) if found else None
+        return run_info(max(found, key=lambda r: r.key)) if found else None
 
     def input_event(self, event_id: str) -> tuple[str, Input] | None:
         """The echoed input with this event id, and its entry id (agents look inputs up so)."""
@@ -547,7 +471,7 @@ class Tree:
         return self._inputs
 
     @property
-    def run_nodes(self) -> dict[str, _Run]:
+    def run_nodes(self) -> dict[str, RunNode]:
         return self._runs
 
     def message_key(self, message_id: str) -> EntryKey:
@@ -573,42 +497,3 @@ def _payload_problem(payload: object) -> str | None:
         if problem:
             return problem
     return None
-
-
-def _targets(event: Cancel, key: EntryKey, run: _Run) -> bool:
-    """Whether cancel `event` (at entry `key`) asks to cancel `run`, in any arrival order."""
-    start = run.start
-    if event.run_id is not None:
-        return event.run_id == run.run_id
-    if event.input_message_id is not None:
-        return start is not None and start.input_message_id == event.input_message_id
-    if run.key > key:
-        return False  # a scope covers the runs started before it, not later ones
-    return event.scope == "all" or (start is not None and start.run_client_id == event.client_id)
-
-
-def _run_info(run: _Run) -> RunInfo:
-    start = run.start
-    return RunInfo(
-        run_id=run.run_id,
-        status=run.status,
-        started=start is not None,
-        client_id=start.run_client_id if start else None,
-        invocation_id=_latest_invocation(run),
-        input_event_id=start.input_event_id if start else None,
-        input_message_id=start.input_message_id if start else None,
-        parent=run.anchor,
-        regenerate=start.regenerate if start else None,
-        error=run.error,
-        message_ids=tuple(run.messages),
-        cancel_requested=run.cancel_requested,
-        awaiting=run.awaiting,
-    )
-
-
-def _latest_invocation(run: _Run) -> str | None:
-    invocation = run.start.invocation_id if run.start is not None else None
-    for _, event in run.lifecycle:
-        if isinstance(event, RunResume | RunSuspend | RunEnd):
-            invocation = event.invocation_id
-    return invocation
