@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from .run import CancelRequest as CancelRequest
-from .run import PipeResult as PipeResult
+from .history import RunHistory as RunHistory
+from .results import CancelRequest as CancelRequest
+from .results import PipeResult as PipeResult
+from .results import ToolCall as ToolCall
 from .run import Run as Run
-from .run import ToolCall as ToolCall
 from .session import AgentSession as AgentSession
-from .session import RunHistory as RunHistory
 from .worker import AgentWorker as AgentWorker
 from .worker import Handler as Handler
 

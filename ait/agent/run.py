@@ -17,10 +17,8 @@ cancellation (anyio/asyncio) always propagates unchanged.
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import anyio
@@ -32,7 +30,6 @@ from ..conversation import FoldError, Message, Tree
 from ..errors import AitError, AwaitingAnswers, RunConflict, UsageError, WriteFailed
 from ..events import (
     BadEntry,
-    Cancel,
     Input,
     Invocation,
     RunEnd,
@@ -42,103 +39,17 @@ from ..events import (
     RunSuspend,
 )
 from ..ids import new_id
+from .history import resume_answers, since_suspend
+from .results import CancelHook, CancelRequest, PipeResult, ToolCall, error_code
 
 if TYPE_CHECKING:
     from .session import AgentSession
 
-__all__ = ["CancelRequest", "PipeResult", "Run", "ToolCall", "error_code"]
+__all__ = ["Run"]
 
 _pack: Callable[[Any], bytes] = msgpack.packb  # pyright: ignore
 
 RunState = Literal["created", "started", "suspended", "ended"]
-
-
-def _answered_calls(payload: object) -> set[str]:
-    """The tool calls an answer's payload answers: its results, errors and approvals."""
-    found: set[str] = set()
-    if not isinstance(payload, list):
-        return found
-    for item in cast(list[object], payload):
-        if isinstance(item, dict):
-            fields = cast(dict[str, Any], item)
-            if fields.get("type") in _ANSWER_TYPES and isinstance(fields.get("id"), str):
-                found.add(fields["id"])
-    return found
-
-
-_ANSWER_TYPES = frozenset({"tool-output-available", "tool-output-error", "tool-approval-response"})
-
-
-def _resume_answers(
-    answers: list[tuple[str, Input]], awaiting: tuple[str, ...]
-) -> tuple[list[tuple[str, Input]], set[str]]:
-    """The answers a resume takes, and the awaited calls that have none yet.
-
-    Taken, in channel order: the first answer, and each later one that is the first answer
-    to some call (an answer that only repeats earlier ones is not: every fold keeps a
-    call's first answer and shows that one).
-    """
-    answered: set[str] = set()
-    taken: list[tuple[str, Input]] = []
-    for entry_id, event in answers:
-        calls = _answered_calls(event.payload)
-        if not taken or calls - answered:
-            taken.append((entry_id, event))
-        answered |= calls
-    return taken, set(awaiting) - answered
-
-
-@dataclass(frozen=True, slots=True)
-class CancelRequest:
-    """A cancel that targets a run, handed to `on_cancel` hooks to allow or refuse.
-
-    `cancel.client_id` is who asked; `run_client_id` whose input the run answers, and
-    `channel` where: enough for a hook to allow only the run's owner, say.
-    """
-
-    run_id: str | None
-    entry_id: str
-    cancel: Cancel
-    channel: str = ""
-    run_client_id: str | None = None
-
-
-CancelHook = Callable[[CancelRequest], bool | Awaitable[bool]]
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCall:
-    """A complete tool call the model made in a piped message (`tool-input-available`)."""
-
-    id: str
-    name: str
-    input: Any = None
-
-
-@dataclass(frozen=True, slots=True)
-class PipeResult:
-    """How a `pipe` ended. `error` is the original exception when `reason` is `error`.
-
-    `tool_calls` are the complete tool calls of the message, in order; `finish_reason` is
-    the model's own reason (`stop`, `length`, `tool_calls`, ...) when it gave one; `usage`
-    the token counts it reported.
-    """
-
-    reason: RunEndReason
-    message_id: str
-    error: BaseException | None = None
-    items: int = 0
-    tool_calls: tuple[ToolCall, ...] = ()
-    finish_reason: str | None = None
-    usage: dict[str, int] | None = None
-
-
-def error_code(error: BaseException) -> str:
-    """A stable, kebab-case code for an exception: its `code` attribute, else its class name."""
-    code = getattr(error, "code", None)
-    if isinstance(code, str) and code:
-        return code
-    return re.sub(r"(?<!^)(?=[A-Z])", "-", type(error).__name__).lower()
 
 
 class Run:
@@ -258,13 +169,13 @@ class Run:
             if history.awaiting:
                 # Only the invocation that brings the last awaited answer resumes it. It
                 # sees every answer: its own input is on the channel, after the others.
-                since, answers = await session.since_suspend(event.run_id, suspended_at)
+                since, answers = await since_suspend(session.channel, event.run_id, suspended_at)
                 if since.state is not None:
                     session.release(self)
                     raise RunConflict(
                         event.run_id, since.state, taken=event.event_id in since.taken
                     )
-                missing = _resume_answers(answers, history.awaiting)[1]
+                missing = resume_answers(answers, history.awaiting)[1]
                 if missing:
                     session.release(self)
                     raise AwaitingAnswers(event.run_id, missing)
@@ -289,12 +200,12 @@ class Run:
                 session.release(self)
                 # Another agent holds the run: resuming it, with this answer among its own
                 # when both were on the channel (its run.resume is usually out by now).
-                since = (await session.since_suspend(event.run_id, suspended_at))[0]
+                since = (await since_suspend(session.channel, event.run_id, suspended_at))[0]
                 raise RunConflict(event.run_id, "active", taken=event.event_id in since.taken)
             # Another agent may have resumed it and let go (ended or suspended it again)
             # since we read it suspended: then the claim went through, but is not ours.
             try:
-                since, answers = await session.since_suspend(event.run_id, suspended_at)
+                since, answers = await since_suspend(session.channel, event.run_id, suspended_at)
             except BaseException:
                 session.release(self)
                 await self._unclaim()
@@ -303,7 +214,7 @@ class Run:
                 session.release(self)
                 await self._unclaim()
                 raise RunConflict(event.run_id, since.state, taken=event.event_id in since.taken)
-            taken = _resume_answers(answers, ())[0] or [(entry_id, event)]
+            taken = resume_answers(answers, ())[0] or [(entry_id, event)]
             first_entry, first = taken[0]
             if first.event_id != event.event_id:
                 # Answers raced (two clients, one call), or parallel calls were answered

@@ -24,7 +24,6 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, cast
 
@@ -50,48 +49,17 @@ from ..events import (
     Input,
     Invocation,
     Multitask,
-    Output,
     RunEnd,
-    RunResume,
     RunStart,
     RunSuspend,
 )
 from ..ids import check_name, entry_id_key, new_id
-from .run import CancelHook, CancelRequest, Run
+from .history import SCAN_ENTRIES, RunHistory, run_history
+from .results import CancelHook, CancelRequest
+from .run import Run
 
-__all__ = ["AgentSession", "RunHistory"]
+__all__ = ["AgentSession"]
 
-
-@dataclass
-class RunHistory:
-    """A run as the channel tells it (see `AgentSession.run_history`)."""
-
-    #: "active", "suspended" or "ended"; None when the channel has no lifecycle event of it.
-    state: str | None = None
-    #: The entry id of the lifecycle event `state` comes from.
-    state_id: str | None = None
-    #: Its messages in the order they began, and the parent each was published with.
-    messages: list[str] = field(default_factory=list[str])
-    parents: dict[str, str] = field(default_factory=dict[str, str])
-    #: Tool call id -> the message holding the call.
-    calls: dict[str, str] = field(default_factory=dict[str, str])
-    #: When suspended: the tool calls its `run.suspend` waits for (empty: any answer).
-    awaiting: tuple[str, ...] = ()
-    #: The event ids of the answers its resumes took.
-    taken: set[str] = field(default_factory=set[str])
-
-    def in_order(self) -> RunHistory:
-        """Order `messages` (gathered newest entry first) by each message's first entry."""
-        self.messages = list(dict.fromkeys(reversed(self.messages)))
-        return self
-
-
-_STATES: dict[type, str] = {
-    RunStart: "active",
-    RunResume: "active",
-    RunSuspend: "suspended",
-    RunEnd: "ended",
-}
 
 log = logging.getLogger("ait.agent")
 
@@ -115,17 +83,6 @@ end
 """
 
 
-def _tool_call_id(item: object) -> str | None:
-    """The call id of a `tool-input-*` codec event on the wire, else None."""
-    if not isinstance(item, dict):
-        return None
-    fields = cast(dict[str, Any], item)
-    kind, call_id = fields.get("type"), fields.get("id")
-    if isinstance(kind, str) and kind.startswith("tool-input") and isinstance(call_id, str):
-        return call_id
-    return None
-
-
 # What the replay of the rewind window leaves undecoded: `_handle` ignores them.
 _NOT_REPLAYED = ("output", "run.start", "run.resume")
 _NOTHING_REPLAYED = (2**64, 0)
@@ -133,9 +90,8 @@ _NOTHING_REPLAYED = (2**64, 0)
 _HELD = 1_000
 _INPUTS = 10_000
 
-# How far back start() looks for an input outside the rewind window: this many entries,
+# How far back start() looks for an input outside the rewind window: SCAN_ENTRIES entries,
 # or (for a queued invocation) back to a minute before it was queued.
-_SCAN_ENTRIES = 20_000
 _SCAN_MARGIN_MS = 60_000
 
 
@@ -439,7 +395,7 @@ class AgentSession:
         floor = queued_at - _SCAN_MARGIN_MS if queued_at is not None else None
         before: str | None = None
         scanned = 0
-        while floor is not None or scanned < _SCAN_ENTRIES:
+        while floor is not None or scanned < SCAN_ENTRIES:
             page = await self.channel.history(before, limit=500)
             for entry_id, event in reversed(page):
                 if isinstance(event, Input) and event.event_id == event_id:
@@ -542,29 +498,6 @@ class AgentSession:
         with translate_errors(f"claim run {run.run_id!r} on {self.channel.name!r}"):
             return bool(await self.bus.handle.client.hsetnx(*command[1:]))
 
-    async def since_suspend(
-        self, run_id: str, after: str
-    ) -> tuple[RunHistory, list[tuple[str, Input]]]:
-        """What happened to `run_id` after entry `after` (its suspend): a `RunHistory` with
-        the `state` its newest lifecycle event gives it (None: nothing happened) and the
-        answers `taken` by its resumes; and the answers to it (inputs naming it) with their
-        entry ids, in channel order."""
-        found = RunHistory()
-        answers: list[tuple[str, Input]] = []
-        while True:
-            page = await self.channel.read(after=after, count=500)
-            for entry_id, event in page:
-                if isinstance(event, RunStart | RunResume | RunSuspend | RunEnd):
-                    if event.run_id == run_id:
-                        found.state, found.state_id = _STATES[type(event)], entry_id
-                        if isinstance(event, RunResume):
-                            found.taken.update(event.answers)
-                elif isinstance(event, Input) and event.run_id == run_id:
-                    answers.append((entry_id, event))
-            if len(page) < 500:
-                return found, answers
-            after = page[-1][0]
-
     async def unclaim_active(self, run: Run) -> None:
         with translate_errors(f"unclaim run {run.run_id!r} on {self.channel.name!r}"):
             await self.bus.handle.client.hdel(self.active_key, run.run_id)
@@ -649,30 +582,4 @@ class AgentSession:
 
         Reads recent history backward until the run's start (or 20,000 entries).
         """
-        found = RunHistory()
-        before: str | None = None
-        scanned = 0
-        while scanned < _SCAN_ENTRIES:
-            page = await self.channel.history(before, limit=500)
-            for entry_id, event in reversed(page):
-                if isinstance(event, RunStart | RunResume | RunSuspend | RunEnd):
-                    if event.run_id == run_id and found.state is None:
-                        found.state, found.state_id = _STATES[type(event)], entry_id
-                        if isinstance(event, RunSuspend):
-                            found.awaiting = event.awaiting
-                    if isinstance(event, RunResume) and event.run_id == run_id:
-                        found.taken.update(event.answers)
-                    if isinstance(event, RunStart) and event.run_id == run_id:
-                        return found.in_order()
-                elif isinstance(event, Output) and event.run_id == run_id:
-                    found.messages.append(event.message_id)
-                    found.parents[event.message_id] = event.parent  # the oldest entry wins
-                    for item in cast(list[object], event.payload):
-                        call_id = _tool_call_id(item)
-                        if call_id is not None:
-                            found.calls[call_id] = event.message_id
-            scanned += len(page)
-            if len(page) < 500:
-                break
-            before = page[0][0]
-        return found.in_order()
+        return await run_history(self.channel, run_id)
