@@ -3,6 +3,9 @@ publishes itself, writing more of an earlier message, and who gets to resume a s
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import anyio
 import pytest
 
@@ -342,6 +345,17 @@ def two_calls(*extra: object) -> ScriptedProvider:
     )
 
 
+@asynccontextmanager
+async def started_run(
+    bus: ait.Bus, channel: ait.Channel, event: ait.Input
+) -> AsyncIterator[ait.Run]:
+    """A run of its own session, started for `event`: `start()` has returned."""
+    async with ait.AgentSession(bus, channel.name) as session:
+        run = session.create_run(invocation(channel, event))
+        await run.start()
+        yield run
+
+
 async def suspend_after(
     bus: ait.Bus, channel_name: str, provider: ScriptedProvider, **suspend: object
 ) -> tuple[str, str, ait.RunSuspend]:
@@ -349,9 +363,7 @@ async def suspend_after(
     the message holding the calls, and the run.suspend as it is on the channel."""
     channel = bus.channel(channel_name)
     _, question = await publish_input(channel, "weather and time?")
-    async with ait.AgentSession(bus, channel_name) as session:
-        run = session.create_run(invocation(channel, question))
-        await run.start()
+    async with started_run(bus, channel, question) as run:
         asked = await run.pipe(provider.stream())
         await run.suspend(**suspend)  # type: ignore[arg-type]
     assert run.run_id is not None
@@ -394,9 +406,7 @@ async def test_a_run_waits_for_every_call_it_left_open(bus: ait.Bus, channel_nam
     ]
 
     second = await answer(bus, channel_name, run_id, message_id, "b")
-    async with ait.AgentSession(bus, channel_name) as session:
-        last = session.create_run(invocation(channel, second))
-        await last.start()
+    async with started_run(bus, channel, second) as last:
         assert last.resumed and last.run_id == run_id
         assert last.input is not None and last.input.event_id == first.event_id
         assert [a.event_id for a in last.answers] == [first.event_id, second.event_id]
@@ -415,9 +425,7 @@ async def test_an_answer_that_repeats_another_is_not_taken(bus: ait.Bus, channel
     await answer(bus, channel_name, run_id, message_id, "a")  # a second client, same call
     last = await answer(bus, channel_name, run_id, message_id, "b")
     channel = bus.channel(channel_name)
-    async with ait.AgentSession(bus, channel_name) as session:
-        run = session.create_run(invocation(channel, last))
-        await run.start()
+    async with started_run(bus, channel, last) as run:
         assert [a.event_id for a in run.answers] == [first.event_id, last.event_id]
         await run.end()
 
@@ -431,9 +439,7 @@ async def test_the_calls_a_run_waits_for_can_be_named(bus: ait.Bus, channel_name
     assert suspended.awaiting == ("a",)
     result = await answer(bus, channel_name, run_id, message_id, "a")
     channel = bus.channel(channel_name)
-    async with ait.AgentSession(bus, channel_name) as session:
-        run = session.create_run(invocation(channel, result))
-        await run.start()
+    async with started_run(bus, channel, result) as run:
         assert run.resumed and [a.event_id for a in run.answers] == [result.event_id]
         await run.end()
     (resume,) = await events(channel, "run.resume")
@@ -464,9 +470,7 @@ async def test_with_nothing_awaited_the_first_answer_resumes(
     assert suspended.payload is None and suspended.awaiting == ()
     result = await answer(bus, channel_name, run_id, message_id, "a")
     channel = bus.channel(channel_name)
-    async with ait.AgentSession(bus, channel_name) as session:
-        run = session.create_run(invocation(channel, result))
-        await run.start()
+    async with started_run(bus, channel, result) as run:
         assert run.resumed
         await run.end()
 
@@ -480,9 +484,7 @@ async def test_awaiting_that_is_not_call_ids_is_a_usage_error(
 ) -> None:
     channel = bus.channel(channel_name)
     _, question = await publish_input(channel, "hi")
-    async with ait.AgentSession(bus, channel_name) as session:
-        run = session.create_run(invocation(channel, question))
-        await run.start()
+    async with started_run(bus, channel, question) as run:
         with pytest.raises(ait.UsageError, match=message):
             await run.suspend(awaiting=awaiting)  # type: ignore[arg-type]
         assert run.state == "started"  # nothing published: it may still end or suspend
@@ -504,12 +506,10 @@ async def test_an_answer_its_run_took_already_is_a_quiet_conflict(
     first = await answer(bus, channel_name, run_id, message_id, "a")
     second = await answer(bus, channel_name, run_id, message_id, "b")
     repeat = await answer(bus, channel_name, run_id, message_id, "b")  # not taken
-    async with ait.AgentSession(bus, channel_name) as session:
-        run = session.create_run(invocation(channel, first))
-        await run.start()
+    async with started_run(bus, channel, first) as run:
         assert [a.event_id for a in run.answers] == [first.event_id, second.event_id]
         for late, taken in ((second, True), (repeat, False)):
-            other = session.create_run(invocation(channel, late))
+            other = run.session.create_run(invocation(channel, late))
             conflict = await raises(ait.RunConflict, other.start())
             assert (conflict.state, conflict.taken) == ("active", taken)
         await run.end()
