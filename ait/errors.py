@@ -235,13 +235,17 @@ class RunConflict(RunError):
     invocation): nothing is wrong, and a worker does not report it.
     """
 
-    def __init__(self, run_id: str, state: str | None, *, taken: bool = False) -> None:
+    def __init__(
+        self, run_id: str, state: str | None, *, taken: bool = False, message: str | None = None
+    ) -> None:
         self.run_id = run_id
         self.state = state
         self.taken = taken
         where = f"is {state}" if state else "is not in the channel's recent history"
         also = "; it took this answer already" if taken else ""
-        super().__init__(f"unable to resume run {run_id!r}: it {where}, not suspended{also}")
+        super().__init__(
+            message or f"unable to resume run {run_id!r}: it {where}, not suspended{also}"
+        )
 
 
 class AwaitingAnswers(RunConflict):
@@ -254,13 +258,12 @@ class AwaitingAnswers(RunConflict):
     """
 
     def __init__(self, run_id: str, missing: set[str] | tuple[str, ...]) -> None:
-        self.run_id = run_id
-        self.state = "suspended"
-        self.taken = False
         self.missing = tuple(sorted(missing))
-        RunError.__init__(
-            self,
-            f"run {run_id!r} stays suspended: tool calls {list(self.missing)} have no answer yet",
+        super().__init__(
+            run_id,
+            "suspended",
+            message=f"run {run_id!r} stays suspended: tool calls {list(self.missing)} "
+            "have no answer yet",
         )
 
 

@@ -229,11 +229,8 @@ class Run:
                 )
             self.answers = [answer for _, answer in taken]
             session.adopt(self)
-            lifecycle = RunResume(**headers)
-            if len(taken) > 1:
-                lifecycle = RunResume(
-                    **headers, payload={"answers": [answer.event_id for answer in self.answers]}
-                )
+            listed = [answer.event_id for answer in self.answers] if len(taken) > 1 else None
+            lifecycle = RunResume(**headers, payload=listed and {"answers": listed})
             try:
                 await session.channel.publish_many([lifecycle])
             except BaseException:

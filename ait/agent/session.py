@@ -85,7 +85,6 @@ end
 
 # What the replay of the rewind window leaves undecoded: `_handle` ignores them.
 _NOT_REPLAYED = ("output", "run.start", "run.resume")
-_NOTHING_REPLAYED = (2**64, 0)
 # How many cancels a session holds for runs yet to start, and how many inputs it knows.
 _HELD = 1_000
 _INPUTS = 10_000
@@ -154,9 +153,9 @@ class AgentSession:
         self._routed = anyio.Event()
         self._catching_up = 0
         # The rewind window (the entries before the live subscription) is replayed newest
-        # first: every entry from `_replayed_to` on has been handled; `_replay_moved` is
-        # set (and replaced) as it moves back. `_NOTHING_REPLAYED`: not a page yet.
-        self._replayed_to: tuple[int, int] = _NOTHING_REPLAYED
+        # first: every entry from `_replayed_to` on has been handled (set on open);
+        # `_replay_moved` is set (and replaced) as it moves back.
+        self._replayed_to: tuple[int, int] = (0, 0)
         self._replay_moved = anyio.Event()
 
     # -- lifecycle ----------------------------------------------------------------------------

@@ -200,11 +200,7 @@ class Channel:
 
     async def range(self, start: str, end: str, count: int) -> list[Entry]:
         """Raw XRANGE: `start`/`end` as Redis takes them (`-`, `+`, `(id` exclusive)."""
-        with translate_errors(f"read channel {self.name!r}"):
-            reply = await self.bus.handle.client.execute_command(
-                "XRANGE", self.key, start, end, "COUNT", count
-            )
-        return decode_reply(reply)
+        return (await self.scan(start, end, count, skip=()))[0]
 
     async def scan(
         self, start: str, end: str, count: int, *, skip: Collection[str], reverse: bool = False
@@ -227,6 +223,8 @@ class Channel:
             )
         if not reply:
             return [], None
+        if not skipped:
+            return decode_reply(reply), reply[-1][0].decode()
         kept = [
             item
             for item in reply

@@ -82,7 +82,7 @@ class RunNode:
                     status, awaiting = "suspended", event.awaiting
             elif isinstance(event, RunResume):
                 if status == "suspended":
-                    status, awaiting = "active", ()
+                    status = "active"
             elif isinstance(event, RunEnd) and status not in _TERMINAL:
                 status = event.reason
                 if event.reason == "error":
