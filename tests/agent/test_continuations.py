@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 import ait
-from ait import ToolCall
+from ait import RunHistory, ToolCall
 from ait.providers import ToolCallEnd, ToolCallStart
 from ait.testing import ScriptedProvider
 
@@ -226,18 +226,25 @@ async def test_a_resume_that_lost_the_race_while_reading_conflicts(
     published, no record left behind."""
     run_id, result, _ = await suspended_with_a_result(bus, channel_name)
     channel = bus.channel(channel_name)
-    a_done = anyio.Event()
+    a_done, b_read = anyio.Event(), anyio.Event()
     async with ait.AgentSession(bus, channel_name) as late_session:
         late = late_session.create_run(invocation(channel, result))
-        caught_up = late_session.catch_up
+        caught_up, read_history = late_session.catch_up, late_session.run_history
 
-        async def slow_catch_up(since: str | None = None) -> None:  # B pauses before its claim
+        async def reading_history(run_id: str) -> RunHistory:  # B reads it suspended...
+            history = await read_history(run_id)
+            b_read.set()
+            return history
+
+        async def slow_catch_up(since: str | None = None) -> None:  # ...and pauses
             await a_done.wait()
             await caught_up(since)
 
+        late_session.run_history = reading_history  # type: ignore[method-assign]
         late_session.catch_up = slow_catch_up  # type: ignore[method-assign]
 
         async def first() -> None:
+            await b_read.wait()  # A resumes the run only once B has read it suspended
             async with ait.AgentSession(bus, channel_name) as session:
                 run = session.create_run(invocation(channel, result))
                 await run.start()
