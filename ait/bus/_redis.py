@@ -18,9 +18,9 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 import redis.exceptions as rexc
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry  # the asyncio one: redis-py 8 warns on the sync class
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
-from redis.retry import Retry
 
 from ..errors import BusConnectionError, BusError, BusTimeoutError
 
