@@ -9,6 +9,8 @@ client that comes back and finds everything. Then it tells how to go on with `ai
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 import time
 
@@ -16,7 +18,8 @@ import anyio
 
 from .agent import AgentWorker
 from .bus import Bus
-from .cli._common import Style, resolve_redis
+from .bus.embedded import answers_ping
+from .cli._common import Style, default_data_dir, default_socket, resolve_redis
 from .cli.agent_cmd import load_provider, make_handler
 from .cli.history_cmd import tree_lines
 from .client import ActiveRun, ClientSession, ClientView
@@ -71,6 +74,7 @@ def show(view: ClientView, title: str) -> None:
 async def main() -> int:
     began = time.monotonic()
     say(style.bold("ait demo: realtime, durable, branchable AI sessions over Redis Streams"))
+    was_running = answers_ping(default_socket())
     url = resolve_redis(None)
     say(f"Redis: {url}")
     provider = await load_provider(MODEL, style)
@@ -85,12 +89,35 @@ async def main() -> int:
             await play(bus)
             worker.stop()
     await provider.aclose()
+    ait = ait_command()
     step("Go on yourself")
-    say(f"   ait chat {CHANNEL} --model llama-cpp:smollm2   chat here (an agent runs inside)")
-    say(f"   ait history {CHANNEL}                          every branch of it")
-    say(f"   ait tail {CHANNEL} --from 0-0                   every event on the channel")
+    say(f"   {ait} chat {CHANNEL} --model llama-cpp:smollm2   chat here (an agent runs inside)")
+    say(f"   {ait} history {CHANNEL}                          every branch of it")
+    say(f"   {ait} tail {CHANNEL} --from 0-0                   every event on the channel")
+    say()
+    if url != f"unix://{default_socket()}":
+        say(f"The conversation stays in the Redis at {url}; the demo started no server.")
+    elif was_running:
+        say(f"The embedded Redis was running before the demo and goes on running ({url}).")
+        say(f"Stop it with: {ait} redis --stop")
+    else:
+        say(f"The embedded Redis the demo started goes on running in the background ({url},")
+        say(f"data in {default_data_dir()}), so that the commands above find the conversation.")
+        say(f"Stop it with: {ait} redis --stop")
     say(style.dim(f"demo finished in {time.monotonic() - began:.0f} s"))
     return 0
+
+
+def ait_command() -> str:
+    """How to type the `ait` command from here: `ait` when it is on PATH, else its path."""
+    installed = os.path.join(os.path.dirname(sys.executable), "ait")
+    on_path = shutil.which("ait")
+    if on_path and os.path.realpath(on_path) == os.path.realpath(installed):
+        return "ait"
+    if not os.path.exists(installed):
+        return f"{os.path.basename(sys.executable)} -m ait"
+    relative = os.path.relpath(installed)
+    return relative if not relative.startswith("..") else installed
 
 
 async def play(bus: Bus) -> None:

@@ -209,7 +209,8 @@ class EmbeddedRedis:
         detached: bool = False,
     ) -> None:
         self.persistent = data_dir is not None
-        #: A detached server outlives this process (its own session); stop it with `shutdown()`.
+        #: A detached server outlives this process (redis-server daemonizes; its pid is in
+        #: `data_dir/redis.pid`); stop it with `shutdown()` or `stop()`.
         self.detached = detached
         self.appendfsync = appendfsync
         self.binary = binary
@@ -227,6 +228,7 @@ class EmbeddedRedis:
             else os.path.join(self._tmp, "redis.sock")
         )
         self._process: subprocess.Popen[bytes] | None = None
+        self._daemon_pid: int | None = None
 
     @property
     def url(self) -> str:
@@ -235,10 +237,14 @@ class EmbeddedRedis:
 
     @property
     def running(self) -> bool:
+        if self._daemon_pid is not None:
+            return _alive(self._daemon_pid)
         return self._process is not None and self._process.poll() is None
 
     @property
     def pid(self) -> int | None:
+        if self._daemon_pid is not None:
+            return self._daemon_pid
         return self._process.pid if self._process is not None else None
 
     def __enter__(self) -> EmbeddedRedis:
@@ -280,27 +286,34 @@ class EmbeddedRedis:
             "--unixsocketperm", "700",
             "--dir", str(self.data_dir),
             "--save", "",
-            "--daemonize", "no",
+            "--daemonize", "yes" if self.detached else "no",
             "--logfile", str(log_path),
             "--appendonly", "yes" if self.persistent else "no",
             "--appendfsync", self.appendfsync,
         ]  # fmt: skip
+        if self.detached:
+            args += ["--pidfile", str(self._pidfile)]
         try:
             self._process = subprocess.Popen(
                 args,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL if self.detached else subprocess.PIPE,
-                start_new_session=self.detached,
+                stderr=subprocess.PIPE,
             )
         except OSError as exc:
             raise EmbeddedRedisError(f"unable to run {binary}: {exc}") from exc
         deadline = time.monotonic() + self.start_timeout
+        if self.detached:
+            self._await_daemon(log_path)
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
+            if self._exited():
+                status = None if self.detached else self._process.returncode
+                text = self._failure_text(log_path)
+                self.kill()
                 raise EmbeddedRedisError(
-                    f"redis-server exited with status {self._process.returncode}: "
-                    f"{self._failure_text(log_path)}"
+                    f"redis-server exited with status {status}: {text}"
+                    if status is not None
+                    else f"redis-server exited: {text}"
                 )
             if _answers_ping(self.socket_path):
                 if version is not None:
@@ -312,6 +325,43 @@ class EmbeddedRedis:
             f"redis-server did not answer within {self.start_timeout} s: "
             f"{self._failure_text(log_path)}"
         )
+
+    @property
+    def _pidfile(self) -> Path:
+        return self.data_dir / "redis.pid"
+
+    def _await_daemon(self, log_path: Path) -> None:
+        """A daemonizing redis-server forks and its first process exits at once: wait for
+        that (a bad option fails here), then follow the daemon by the pid it writes."""
+        process = self._process
+        assert process is not None
+        with contextlib.suppress(FileNotFoundError):
+            self._pidfile.unlink()
+        try:
+            status = process.wait(timeout=self.start_timeout)
+        except subprocess.TimeoutExpired:
+            status = None
+        if status != 0:
+            text = self._failure_text(log_path)
+            self.kill()
+            raise EmbeddedRedisError(f"redis-server did not start ({status}): {text}")
+        self._close_pipes(process)
+        self._process = None
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                self._daemon_pid = int(self._pidfile.read_text().strip())
+                return
+            time.sleep(0.01)
+        raise EmbeddedRedisError(
+            f"redis-server wrote no pid file within {self.start_timeout} s: "
+            f"{self._failure_text(log_path)}"
+        )
+
+    def _exited(self) -> bool:
+        if self._daemon_pid is not None:
+            return not _alive(self._daemon_pid)
+        return self._process is None or self._process.poll() is not None
 
     def _failure_text(self, log_path: Path) -> str:
         text = ""
@@ -329,6 +379,10 @@ class EmbeddedRedis:
             process.send_signal(signal.SIGKILL)
             process.wait()
         self._close_pipes(process)
+        pid, self._daemon_pid = self._daemon_pid, None
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def stop(self, *, remove: bool = True) -> None:
         """Stop the server (SIGTERM, then SIGKILL after 5 s). Idempotent.
@@ -336,6 +390,9 @@ class EmbeddedRedis:
         Args:
             remove: delete the temporary directory (never a `data_dir` you named).
         """
+        pid, self._daemon_pid = self._daemon_pid, None
+        if pid is not None:
+            _stop_daemon(pid, self.socket_path)
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             process.terminate()
@@ -353,6 +410,27 @@ class EmbeddedRedis:
     def _close_pipes(process: subprocess.Popen[bytes] | None) -> None:
         if process is not None and process.stderr is not None:
             process.stderr.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stop_daemon(pid: int, socket_path: str) -> None:
+    """SHUTDOWN (it saves), SIGKILL after 5 s: not our child, so watch it by its pid."""
+    shutdown(socket_path)
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def shutdown(socket_path: str) -> bool:

@@ -137,6 +137,7 @@ class LlamaCppProvider:
             raise ProviderConfigError(
                 "llama.cpp is not installed: pip install 'ait[llama]'", provider=self.name
             ) from exc
+        _quiet_null_files()
         options = {k: v for k, v in self.options.items() if v is not None}
         try:
             llm: Any = llama_cpp.Llama(model_path=str(self.model_path), **options)
@@ -313,6 +314,42 @@ class LlamaCppProvider:
 
 
 _silencer: Any = None
+
+
+class _NullWriter:
+    """Stands where llama-cpp-python wants an open /dev/null: a raw descriptor, never closed
+    (it lives as long as the process), so no ResourceWarning at exit."""
+
+    def __init__(self) -> None:
+        self._fd = os.open(os.devnull, os.O_WRONLY)
+
+    encoding = "utf-8"
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+
+def _quiet_null_files() -> None:
+    """llama-cpp-python opens two /dev/null files at import and never closes them; each
+    prints a ResourceWarning when the interpreter exits under `-W error` or `-X dev`. Swap them
+    for writers over raw descriptors (it looks them up at each use) and close the files."""
+    import llama_cpp._utils as utils
+
+    for name in ("outnull_file", "errnull_file"):
+        current = getattr(utils, name, None)
+        if current is None or isinstance(current, _NullWriter):
+            continue
+        setattr(utils, name, _NullWriter())
+        current.close()
 
 
 def _silence(llama_cpp: Any) -> None:

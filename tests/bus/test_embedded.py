@@ -5,13 +5,22 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import anyio
 import pytest
 
 import ait
-from ait.bus.embedded import WRITER_FILE, find_redis_server, redis_server_version
+from ait.bus.embedded import (
+    WRITER_FILE,
+    answers_ping,
+    find_redis_server,
+    redis_server_version,
+    shutdown,
+)
 from ait.testing import EmbeddedRedis
 
 from .helpers import inp
@@ -179,3 +188,44 @@ def test_a_folder_from_before_the_record_is_judged_by_its_layout(tmp_path: Path)
     (folder / "appendonly.aof").write_bytes(b"")
     with pytest.raises(ait.EmbeddedRedisError, match="the AOF of two Redis versions"):
         EmbeddedRedis(folder, binary=redis6).start()
+
+
+def test_a_detached_server_outlives_the_process_that_started_it(tmp_path: Path) -> None:
+    # What `ait` commands and the demo do: the server daemonizes (it is no child of ours, so
+    # nothing warns that a child still runs at exit) and a later process stops it.
+    socket_path = f"/tmp/ait-detached-{os.getpid()}-{tmp_path.name[-6:]}.sock"
+    script = (
+        "import sys\n"
+        "from ait.testing import EmbeddedRedis\n"
+        "server = EmbeddedRedis(sys.argv[1], socket_path=sys.argv[2], detached=True)\n"
+        "server.start()\n"
+        "print(server.pid)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", script, str(tmp_path / "data"), socket_path],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    try:
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == ""
+        pid = int(done.stdout)
+        assert int((tmp_path / "data" / "redis.pid").read_text()) == pid
+        assert answers_ping(socket_path)
+    finally:
+        shutdown(socket_path)
+    deadline = time.monotonic() + 5
+    while answers_ping(socket_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not answers_ping(socket_path)
+
+
+def test_a_detached_server_is_followed_by_its_pid(tmp_path: Path) -> None:
+    server = EmbeddedRedis(tmp_path / "data", socket_path=str(tmp_path / "r.sock"), detached=True)
+    server.start()
+    try:
+        assert server.running and server.pid is not None
+        with pytest.raises(ChildProcessError):
+            os.waitpid(server.pid, os.WNOHANG)  # daemonized: not our child
+    finally:
+        server.stop()
+    assert not server.running and not answers_ping(str(tmp_path / "r.sock"))

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -48,15 +47,6 @@ def ait_cli(
         env=env(**extra),
         check=False,
     )
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """A private default embedded Redis location; stopped after the test."""
-    socket_dir = Path(f"/tmp/ait-cli-{new_id()[:8]}")
-    values = {"AIT_HOME": str(tmp_path / "home"), "AIT_REDIS_SOCKET": str(socket_dir / "r.sock")}
-    yield values
-    ait_cli("redis", "--stop", **values)
 
 
 async def conversation(url: str, channel: str) -> None:

@@ -6,6 +6,8 @@ One thread of CPU (the test machine has two cores, shared), small max_tokens.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
@@ -288,3 +290,23 @@ async def test_closing_before_the_first_token_interrupts_the_prompt() -> None:
         assert text_of(await collect(provider.stream(request("Say yes.", max_tokens=4))))
     finally:
         await provider.aclose()
+
+
+def test_a_process_that_loaded_the_model_exits_without_a_resource_warning() -> None:
+    # llama-cpp-python leaves two /dev/null files open; the provider swaps them for raw
+    # descriptors, so `-W error` runs (the suite, `-X dev`) end without "Exception ignored".
+    script = (
+        "import anyio\n"
+        "from ait.providers import from_spec\n"
+        "async def main():\n"
+        "    provider = from_spec('llama-cpp:smollm2?n_threads=1&n_ctx=256')\n"
+        "    await provider.load()\n"
+        "    await provider.aclose()\n"
+        "anyio.run(main)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", script],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
