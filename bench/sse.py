@@ -169,29 +169,23 @@ def scenarios(bench: Bench) -> list[Scenario]:
         Check("decode time", "ms", "ms", "lower", TARGET, digits=2),
         Check("events decoded", "events", "events", "info"),
     ]
+    titles = {
+        "long-line": f"one data line of {s.line_bytes // 1024:,} KiB",
+        "small-events": f"{s.events:,} events of `event:` and a `data:` line of JSON",
+    }
     return [
         Scenario(
-            name="long-line",
-            number="1",
-            title=f"one data line of {s.line_bytes // 1024:,} KiB",
+            name=name,
+            number=str(number),
+            title=title,
             ait_side=ait_side,
             raw_side=raw_side,
             common=common,
-            run_ait=bench.side("long-line", decode_ait),
-            run_raw=bench.side("long-line", decode_raw),
+            run_ait=bench.side(name, decode_ait),
+            run_raw=bench.side(name, decode_raw),
             checks=checks,
-        ),
-        Scenario(
-            name="small-events",
-            number="2",
-            title=f"{s.events:,} events of `event:` and a `data:` line of JSON",
-            ait_side=ait_side,
-            raw_side=raw_side,
-            common=common,
-            run_ait=bench.side("small-events", decode_ait),
-            run_raw=bench.side("small-events", decode_raw),
-            checks=checks,
-        ),
+        )
+        for number, (name, title) in enumerate(titles.items(), start=1)
     ]
 
 
