@@ -4,31 +4,10 @@ and each judges its targets (PASS or MISS lines, a Markdown summary)."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_bench(script: str, timeout: float) -> str:
-    done = subprocess.run(
-        [sys.executable, f"bench/{script}", "--quick", "--rounds", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
-def verdicts(report: str) -> list[tuple[str, str]]:
-    """(PASS|MISS, scenario number) of every judged target."""
-    return re.findall(r"^  (PASS|MISS)  \[(\w+)\] ", report, flags=re.MULTILINE)
+from .helpers import run_bench, verdicts
 
 
 @pytest.mark.slow

@@ -23,7 +23,16 @@ import httpx
 import ait
 from ait.conversation import Message
 from ait.ids import new_id
-from ait.providers import ChatMessage, ChatRequest, Finish, ProviderEvent, RetryPolicy, TextDelta
+from ait.providers import (
+    ChatMessage,
+    ChatRequest,
+    Finish,
+    ProviderEvent,
+    RetryPolicy,
+    ServerSentEvent,
+    SSEDecoder,
+    TextDelta,
+)
 
 Responder = Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]
 
@@ -43,6 +52,16 @@ def sse_event(data: Any, event: str | None = None) -> bytes:
     text = data if isinstance(data, str) else json.dumps(data)
     head = f"event: {event}\n" if event else ""
     return f"{head}data: {text}\n\n".encode()
+
+
+def decode_sse(chunks: Iterable[bytes]) -> list[ServerSentEvent]:
+    """The events of a body fed chunk by chunk to one `SSEDecoder`, flushed at the end."""
+    decoder = SSEDecoder()
+    events: list[ServerSentEvent] = []
+    for chunk in chunks:
+        events.extend(decoder.feed(chunk))
+    events.extend(decoder.flush())
+    return events
 
 
 def openai_sse(*chunks: Any, done: bool = True) -> list[bytes]:
