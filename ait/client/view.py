@@ -105,7 +105,8 @@ class ClientView(View):
         headers: Mapping[str, str] | None = None,
     ) -> ActiveRun:
         """Answer again the message that assistant message `message_id` answered: a sibling
-        run, which this view selects when it starts."""
+        run, which this view selects when its first message arrives (a run that ends
+        without one, rejected say, changes nothing on screen)."""
         _run_id, parent = self.regenerate_target(message_id)
         event = _input(
             event_id=new_id(),

@@ -18,7 +18,8 @@ Selection rules:
 - a group this view is showing keeps showing the same member when another client adds a
   sibling (the branch is pinned);
 - this view's own edit selects the new sibling at once; its own regenerate selects the new
-  run when that run starts;
+  run when that run has its first message (a run without a message is no alternative: it
+  has nothing to show), unless this view chose in that group since it asked;
 - a selection whose member disappeared falls back to the newest;
 - views never share selection.
 """
@@ -69,7 +70,10 @@ class View:
         self._explicit: dict[GroupKey, str] = {}
         self._displayed: dict[GroupKey, str] = {}
         self._select_when_seen: set[str] = set()  # own edits: input message ids
-        self._select_run_for: set[str] = set()  # own regenerates: request input message ids
+        # Own regenerates: request input message id -> `_selections` when asked.
+        self._select_run_for: dict[str, int] = {}
+        self._selections = 0  # select() calls so far: orders choices and expectations
+        self._selected_at: dict[GroupKey, int] = {}  # group -> `_selections` of its last choice
         self._visible: list[str] = []
         #: The oldest shown message: the window starts at its entry, wherever that moves
         #: (older entries of it arrive, or an optimistic input is echoed).
@@ -165,15 +169,8 @@ class View:
         group = self._group_of(message_id)
         if group is None:
             return 0
-        chosen = self._choice(group)
-        members = self.structure.members[group]
-        representatives = self._representatives(group)
-        if group[0] == "edit":
-            return representatives.index(chosen) if chosen in representatives else 0
-        run_first = [self._first_message(run_id) for run_id in members]
-        first = self._first_message(chosen)
-        shown = [m for m in run_first if m is not None]
-        return shown.index(first) if first in shown else len(shown) - 1
+        # Members and alternatives go one to one: a run is a member once it has a message.
+        return self.structure.members[group].index(self._choice(group))
 
     def select(self, message_id: str, index: int) -> None:
         """Show alternative `index` of `siblings(message_id)` from now on."""
@@ -187,13 +184,9 @@ class View:
             return
         chosen = representatives[index]
         shown_before = len(self._shown)
-        if group[0] == "regen":
-            run_id = self.tree.run_of(chosen)
-            assert run_id is not None
-            chosen_member = run_id
-        else:
-            chosen_member = chosen
-        self._explicit[group] = chosen_member
+        self._selections += 1
+        self._selected_at[group] = self._selections
+        self._explicit[group] = self.structure.members[group][index]
         changed = self._recompute(emit=False)
         if chosen not in self._index and chosen in self._visible:
             # The branch chosen is older than the window's start (the window is anchored on
@@ -233,8 +226,9 @@ class View:
         self._recompute()
 
     def expect_regenerate(self, request_message_id: str) -> None:
-        """Select the run started for regenerate request `request_message_id` when it starts."""
-        self._select_run_for.add(request_message_id)
+        """Select the run started for regenerate request `request_message_id` when it has its
+        first message, unless this view chooses another alternative of it meanwhile."""
+        self._select_run_for[request_message_id] = self._selections
         self._recompute()
 
     # -- changes -----------------------------------------------------------------------------
@@ -360,13 +354,14 @@ class View:
             if group is not None:
                 self._explicit[group] = message_id
                 self._select_when_seen.discard(message_id)
-        for request in list(self._select_run_for):
+        for request, asked_at in list(self._select_run_for.items()):
             run = self.tree.run_for_input(request)
-            if run is not None:
-                group = structure.group_of_run.get(run.run_id)
-                if group is not None:
-                    self._explicit[group] = run.run_id
-                    self._select_run_for.discard(request)
+            group = structure.group_of_run.get(run.run_id) if run is not None else None
+            if run is None or group is None:
+                continue  # not started, or no message yet: nothing to show
+            del self._select_run_for[request]
+            if self._selected_at.get(group, -1) <= asked_at:
+                self._explicit[group] = run.run_id
 
     def _choice(self, group: GroupKey) -> str:
         members = self.structure.members[group]
@@ -424,14 +419,13 @@ class View:
         return owner[0]
 
     def _representatives(self, group: GroupKey) -> list[str]:
+        """The alternatives of a group, one per member: its inputs, or its runs' first
+        messages (a run is a member once it has one)."""
         members = self.structure.members[group]
         if group[0] == "edit":
             return list(members)
-        return [m for m in (self._first_message(r) for r in members) if m is not None]
-
-    def _first_message(self, run_id: str) -> str | None:
-        run = self.tree.run_nodes.get(run_id)
-        return run.messages[0] if run is not None and run.messages else None
+        runs = self.tree.run_nodes
+        return [runs[run_id].messages[0] for run_id in members]
 
 
 class ViewChanges:

@@ -1,6 +1,7 @@
 """Edits and regenerations make branches; each view picks its own branch by the view rules:
-its own edit at once, its own regenerate when the run starts, other views (of this client
-or another) stay pinned on what they showed, a late joiner shows the newest siblings."""
+its own edit at once, its own regenerate when the new run has a message, other views (of
+this client or another) stay pinned on what they showed, a late joiner shows the newest
+siblings."""
 
 from __future__ import annotations
 
@@ -31,13 +32,13 @@ async def test_edit_and_regenerate_across_views_and_clients(
     for view in (alice.view, alice_other, bob.view):
         await wait_for(lambda v=view: texts(v) == ["hi", "first answer"])
 
-    # -- regenerate: the regenerating view selects the new run when it starts ---------------
+    # -- regenerate: the regenerating view selects the new run with its first message -------
     redo = await alice.view.regenerate(a1)
     assert texts(alice.view) == ["hi", "first answer"]  # nothing runs yet: unchanged
     second_run = await started(redo)
     assert second_run != first.run_id
-    # Started, no output yet: the new (empty) run is selected, so the old answer is hidden.
-    assert [m.id for m in alice.view.messages] == [u1]
+    # Started: the old answer stays until the new one has a word (then that one shows).
+    assert [m.id for m in alice.view.messages][0] == u1 and len(alice.view.messages) == 2
     second = await ended(redo)
     (a2,) = second.message_ids
     assert texts(alice.view) == ["hi", "second answer"]
@@ -171,3 +172,30 @@ async def test_bad_branch_targets_are_usage_errors(
     assert len(await events(channel)) == before  # nothing was published
     assert shown(alice.view) == shown(alice.view)
     assert [m.id for m in alice.view.messages] == [active.message_id, answer]
+
+
+async def test_a_rejected_regeneration_leaves_the_view_as_it_was(
+    bus: ait.Bus, channel_name: str, agent: Agent, connect: Connect
+) -> None:
+    """`multitask="reject"` while another run streams: the rejected run has no message, so
+    there is nothing to select; the view keeps the answer, and the run still streaming."""
+    alice = await connect("alice")
+    first = await ended(await alice.view.send("hi"))
+    (a1,) = first.message_ids
+    agent.provider = ScriptedProvider(["tick "] * 400, delay=0.05)
+    slow = await alice.view.send("count slowly")
+    await wait_for(lambda: len(alice.view.messages) == 4)
+    before = [m.id for m in alice.view.messages]
+    changes: list[ait.ViewChange] = []
+    alice.view.on_change(changes.append)
+
+    redo = await alice.view.regenerate(a1, multitask="reject")
+    rejected = await ended(redo)
+    assert (rejected.status, rejected.error and rejected.error.code) == ("error", "rejected")
+    assert rejected.message_ids == ()
+    assert [m.id for m in alice.view.messages] == before
+    assert [m.id for m in alice.view.siblings(a1)] == [a1]
+    assert all(change.kind == "content" for change in changes)  # only the ticks
+    assert alice.view.messages[-1].status == "streaming"
+    await slow.cancel()
+    assert (await ended(slow)).status == "cancelled"

@@ -204,7 +204,7 @@ def test_an_own_edit_seen_only_when_echoed_is_selected() -> None:
     assert view.message_ids == ["u1", "a1", "u2b", "a-u2b"]
 
 
-def test_an_own_regenerate_selects_the_new_run_when_it_starts() -> None:
+def test_an_own_regenerate_selects_the_new_run_when_it_has_a_message() -> None:
     chat = conversation()
     tree, view = live(chat)
     run_id, anchor = view.regenerate_target("a2")
@@ -217,7 +217,8 @@ def test_an_own_regenerate_selects_the_new_run_when_it_starts() -> None:
     before = len(chat.entries)
     chat.start("r-q1", "q1", parent=anchor, regenerate="a2")
     apply_new(tree, chat, before)
-    assert view.message_ids == ["u1", "a1", "u2"]  # the new run, still empty, is selected
+    # The new run has nothing to show yet: the view keeps showing the answer it showed.
+    assert view.message_ids == ["u1", "a1", "u2", "a2"]
     before = len(chat.entries)
     chat.say("r-q1", "a-q1", "another answer", parent="u2")
     apply_new(tree, chat, before)
