@@ -157,8 +157,9 @@ class View:
 
     def siblings(self, message_id: str) -> list[Message]:
         """The alternatives of a message, oldest first: edits of an input, or the first
-        message of each regenerated run of an output. A message without siblings gives
-        itself alone."""
+        message of each regenerated run of a run's first message. A message without
+        siblings gives itself alone, and so does a later message of a run: its run's
+        alternatives are those of the run's first message."""
         group = self._group_of(message_id)
         if group is None:
             return [self.tree.snapshot(message_id)]
@@ -411,12 +412,18 @@ class View:
         return visible
 
     def _group_of(self, message_id: str) -> GroupKey | None:
+        """The sibling group whose alternative `message_id` is; None when it is no
+        alternative of anything: it has no group, or it is a later message of a run (the
+        branch point is the run's first message; the rest come with it)."""
         owner = self.structure.group.get(message_id)
         if owner is None:
             if not self.tree.is_placed(message_id):
                 raise UsageError(f"no message {message_id!r} in this conversation")
             return None
-        return owner[0]
+        group, member = owner
+        if group[0] == "regen" and self.tree.run_nodes[member].messages[0] != message_id:
+            return None
+        return group
 
     def _representatives(self, group: GroupKey) -> list[str]:
         """The alternatives of a group, one per member: its inputs, or its runs' first

@@ -4,6 +4,9 @@ shows gains or loses a sibling."""
 
 from __future__ import annotations
 
+import pytest
+
+import ait
 from ait.conversation import Tree, View
 
 from .builders import Chat, Entry, fold
@@ -96,3 +99,34 @@ def test_a_choice_made_while_an_own_regeneration_runs_stands() -> None:
     one_by_one(tree, [chat.say("r2", "b1", "third answer", parent="u1")])
     assert view.message_ids == ["u1", "a1"]
     assert (ids(view, "a1"), view.selected_index("a1")) == (["a1", "a0", "b1"], 0)
+
+
+# -- the later messages of a run ----------------------------------------------------------
+
+
+def test_a_later_message_of_a_run_is_its_own_only_alternative() -> None:
+    chat = Chat()
+    chat.user("u1")
+    chat.start("r1", "u1", parent="u1")
+    chat.say("r1", "a1", "let me look", parent="u1")
+    chat.say("r1", "a2", "found it", parent="a1")
+    chat.end("r1")
+    tree = fold(chat.entries)
+    view = View(tree)
+    assert view.message_ids == ["u1", "a1", "a2"]
+    assert (ids(view, "a2"), view.selected_index("a2")) == (["a2"], 0)
+    one_by_one(
+        tree,
+        [
+            chat.regenerate("q1", "a1", parent="u1", client="bob"),
+            chat.start("r2", "q1", parent="u1", regenerate="a1", client="bob"),
+            chat.say("r2", "b1", "another look", parent="u1"),
+        ],
+    )
+    assert view.message_ids == ["u1", "a1", "a2"]  # pinned
+    assert (ids(view, "a1"), view.selected_index("a1")) == (["a1", "b1"], 0)
+    assert (ids(view, "a2"), view.selected_index("a2")) == (["a2"], 0)
+    view.select("a2", 0)
+    with pytest.raises(ait.UsageError, match="no sibling 1 of message 'a2'; it has 1"):
+        view.select("a2", 1)
+    assert view.message_ids == ["u1", "a1", "a2"]
