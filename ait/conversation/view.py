@@ -45,7 +45,8 @@ LoadOlder = Callable[[int], Awaitable[object]]
 
 @dataclass(frozen=True, slots=True)
 class ViewChange:
-    """What changed in a view: `structure` (re-render the list) or `content` of some messages."""
+    """What changed in a view: `structure` (re-render the list), or `content`: the messages
+    named must be drawn again (their content changed, or they gained or lost a sibling)."""
 
     kind: Literal["structure", "content"]
     message_ids: tuple[str, ...] = ()
@@ -86,8 +87,11 @@ class View:
         self._streams: list[ViewChanges] = []
         self._closed = False
         self._vis: dict[str, bool] = {}
+        #: Each shown alternative's (selected index, sibling count): what its arrows draw.
+        self._arrows: dict[str, tuple[int, int]] = {}
         tree.add_listener(self)
         self._recompute()
+        self._redraw_arrows()
 
     def close(self) -> None:
         """Stop following the tree. Idempotent."""
@@ -134,6 +138,7 @@ class View:
         if revealed:
             self._from_id = self._visible[hidden - revealed]
             self._refresh_shown()
+            self._redraw_arrows()
             self._emit(ViewChange("structure", tuple(self._shown)))
         return revealed
 
@@ -188,7 +193,7 @@ class View:
         self._selections += 1
         self._selected_at[group] = self._selections
         self._explicit[group] = self.structure.members[group][index]
-        changed = self._recompute(emit=False)
+        changed = self._recompute()
         if chosen not in self._index and chosen in self._visible:
             # The branch chosen is older than the window's start (the window is anchored on
             # an entry of the branch left): show from the chosen message on, and at least
@@ -197,8 +202,7 @@ class View:
             start = min(self._visible.index(chosen), max(0, len(self._visible) - count))
             self._from_id = self._visible[start]
             changed = self._refresh_shown() or changed
-        if changed:
-            self._emit(ViewChange("structure", tuple(self._shown)))
+        self._report(changed, self._redraw_arrows())
 
     # -- helpers for writes (the client session uses them) -----------------------------------
 
@@ -224,13 +228,13 @@ class View:
     def expect_edit(self, new_message_id: str) -> None:
         """Select the edit `new_message_id` (this view's own) as soon as it is in the tree."""
         self._select_when_seen.add(new_message_id)
-        self._recompute()
+        self._report(self._recompute(), self._redraw_arrows())
 
     def expect_regenerate(self, request_message_id: str) -> None:
         """Select the run started for regenerate request `request_message_id` when it has its
         first message, unless this view chooses another alternative of it meanwhile."""
         self._select_run_for[request_message_id] = self._selections
-        self._recompute()
+        self._report(self._recompute(), self._redraw_arrows())
 
     # -- changes -----------------------------------------------------------------------------
 
@@ -259,16 +263,43 @@ class View:
 
     def tree_changed(self, reshaped: bool, appended: list[str], messages: set[str]) -> None:
         if reshaped or self._from_id is None:  # the first messages seen set the window too
-            restructured = self._recompute(emit=False)
-        else:
-            restructured = any([self._append(mid) for mid in appended])
+            restructured = self._recompute()
+            redraw = self._redraw_arrows()
+        else:  # appended in groups of their own: no shown message gained a sibling
+            shown = [mid for mid in appended if self._append(mid)]
+            restructured = bool(shown)
+            redraw = self._redraw_arrows(shown)
         index = self._index
-        touched = tuple(mid for mid in messages if mid in index)
+        touched = {mid for mid in messages if mid in index}
         self._dirty.update(touched)
+        self._report(restructured, touched | redraw)
+
+    def _report(self, restructured: bool, redraw: set[str]) -> None:
+        """Emit one change: the list when it changed, else the shown messages to draw again
+        (their content changed, or they gained or lost a sibling); nothing otherwise."""
         if restructured:
             self._emit(ViewChange("structure", tuple(self._shown)))
-        elif touched:
-            self._emit(ViewChange("content", touched))
+        elif redraw:
+            index = self._index
+            self._emit(ViewChange("content", tuple(sorted(redraw, key=index.__getitem__))))
+
+    def _redraw_arrows(self, message_ids: list[str] | None = None) -> set[str]:
+        """Note the arrows of the shown alternatives (all of them, or `message_ids`, newly
+        shown); return the shown messages whose arrows changed."""
+        before = self._arrows
+        if message_ids is None:
+            self._arrows, message_ids = {}, self._shown
+        changed: set[str] = set()
+        for mid in message_ids:
+            group = self._group_of(mid)
+            if group is None:
+                continue
+            members = self.structure.members[group]
+            arrows = (members.index(self._choice(group)), len(members))
+            if before.get(mid, arrows) != arrows:
+                changed.add(mid)
+            self._arrows[mid] = arrows
+        return changed
 
     @property
     def structure(self) -> Structure:
@@ -295,8 +326,8 @@ class View:
             self._cache.append(self.tree.snapshot(message_id))
         return True
 
-    def _recompute(self, emit: bool = True) -> bool:
-        """Work out the shown messages again; True (and a change emitted) if they changed."""
+    def _recompute(self) -> bool:
+        """Work out the shown messages again; True if they changed (the caller reports it)."""
         structure = self.structure
         self._apply_pending(structure)
         # Pin: a group shown with its default member keeps that member when a sibling comes.
@@ -327,10 +358,7 @@ class View:
             # another client's message may turn out to come before it.
             newest = visible[max(0, len(visible) - self.initial_window) :]
             self._from_id = next((m for m in newest if self._settled(m)), None)
-        changed = self._refresh_shown() or changed
-        if changed and emit:
-            self._emit(ViewChange("structure", tuple(self._shown)))
-        return changed
+        return self._refresh_shown() or changed
 
     def _settled(self, message_id: str) -> bool:
         node = self.tree.input_nodes.get(message_id)
@@ -342,7 +370,7 @@ class View:
         shown = (
             list(self._visible) if start is None else [m for m in self._visible if key[m] >= start]
         )
-        if shown == self._shown and self._cache is not None:
+        if shown == self._shown:
             return False
         self._shown = shown
         self._index = {mid: i for i, mid in enumerate(shown)}

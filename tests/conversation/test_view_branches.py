@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 import ait
-from ait.conversation import Tree, View
+from ait.conversation import Tree, View, ViewChange
 
-from .builders import Chat, Entry, fold
+from .builders import Chat, Entry, fold, user_input
 
 
 def answered() -> Chat:
@@ -130,3 +130,77 @@ def test_a_later_message_of_a_run_is_its_own_only_alternative() -> None:
     with pytest.raises(ait.UsageError, match="no sibling 1 of message 'a2'; it has 1"):
         view.select("a2", 1)
     assert view.message_ids == ["u1", "a1", "a2"]
+
+
+# -- sibling changes are reported, nothing else -------------------------------------------
+
+
+@pytest.mark.parametrize("read", [False, True], ids=["unread", "read"])
+def test_another_clients_edit_of_a_pinned_message_redraws_that_message(read: bool) -> None:
+    chat = answered()
+    chat.turn("u2", "r2", "a2", "second answer", parent="a1")
+    tree = fold(chat.entries)
+    view = View(tree)
+    changes: list[ViewChange] = []
+    view.on_change(changes.append)
+    if read:
+        assert len(view.messages) == 4
+    before = len(chat.entries)
+    chat.user("u2b", "edited", parent="a1", fork_of="u2", client="bob")
+    chat.start("r3", "u2b", parent="u2b", client="bob")
+    chat.say("r3", "a3", "answer to the edit", parent="u2b")
+    one_by_one(tree, chat.entries[before:])
+    assert changes == [ViewChange("content", ("u2",))]
+    assert view.message_ids == ["u1", "a1", "u2", "a2"]
+    assert (ids(view, "u2"), view.selected_index("u2")) == (["u2", "u2b"], 0)
+
+
+@pytest.mark.parametrize("read", [False, True], ids=["unread", "read"])
+def test_an_edit_of_a_message_outside_the_window_is_silent(read: bool) -> None:
+    chat = answered()
+    chat.turn("u2", "r2", "a2", "second answer", parent="a1")
+    tree = fold(chat.entries)
+    view = View(tree, window=2)
+    changes: list[ViewChange] = []
+    view.on_change(changes.append)
+    if read:
+        assert len(view.messages) == 2
+    one_by_one(tree, [chat.user("u1b", "edited", fork_of="u1", client="bob")])
+    assert changes == []
+    assert view.message_ids == ["u2", "a2"]
+
+
+def test_a_shown_message_that_gains_or_loses_a_sibling_is_redrawn() -> None:
+    chat = answered()
+    chat.turn("u2", "r2", "a2", "second answer", parent="a1")
+    tree = fold(chat.entries)
+    mine, other = View(tree), View(tree)
+    changes: list[ViewChange] = []
+    mine.on_change(changes.append)
+    other.expect_edit("draft")
+    tree.add_optimistic(user_input("draft", "never published", parent="a1", fork_of="u2"))
+    assert other.message_ids == ["u1", "a1", "draft"]
+    assert changes == [ViewChange("content", ("u2",))]
+    assert (ids(mine, "u2"), mine.selected_index("u2")) == (["u2", "draft"], 0)
+    tree.remove_optimistic("ev-draft")  # the other view's publish failed
+    assert changes == [ViewChange("content", ("u2",))] * 2
+    assert ids(mine, "u2") == ["u2"]
+    assert mine.message_ids == ["u1", "a1", "u2", "a2"]
+
+
+def test_a_sibling_that_does_not_touch_what_is_shown_reports_nothing() -> None:
+    """A choice made again, and a run on a branch the view does not show."""
+    chat = answered()
+    chat.turn("u2", "r2", "a2", "second answer", parent="a1")
+    chat.user("u2b", "edited", parent="a1", fork_of="u2")
+    tree = fold(chat.entries)
+    view = View(tree)
+    view.select("u2b", 0)
+    changes: list[ViewChange] = []
+    view.on_change(changes.append)
+    view.select("u2", 0)  # the same choice again: nothing changed
+    assert changes == []
+    one_by_one(
+        tree, [chat.start("r3", "u2b", parent="u2b"), chat.say("r3", "b", "x", parent="u2b")]
+    )
+    assert changes == []
