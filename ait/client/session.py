@@ -128,12 +128,18 @@ class ClientSession:
         return self._view
 
     def create_view(self, *, window: int | None = None) -> ClientView:
-        """Another view: its own branch selection and pagination."""
+        """Another view: its own branch selection and pagination. Close it (`view.close()`)
+        when done; the session closes the views left open when it closes."""
         if self._state != "open":
             raise UsageError(f"unable to create a view; the session is {self._state}")
         view = ClientView(self, self.tree, window=window or self.window)
         self._views.append(view)
         return view
+
+    def forget_view(self, view: View) -> None:
+        """Drop a closed view (its `close()` calls this)."""
+        if view in self._views:
+            self._views.remove(view)
 
     async def __aenter__(self) -> ClientSession:
         if self._state != "unopened":
@@ -170,7 +176,7 @@ class ClientSession:
         following = [active for actives in self._by_run.values() for active in actives]
         for active in {*self._pending.values(), *following}:
             active.session_closed()
-        for view in self._views:
+        for view in list(self._views):
             view.close()
         if self._sub is not None:
             with anyio.CancelScope(shield=True):
@@ -292,13 +298,14 @@ class ClientSession:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def _require_open(self, action: str) -> None:
+    def require_open(self, action: str) -> None:
+        """Raise `UsageError` unless the session is open (`action` says what was refused)."""
         if self._state != "open":
             raise UsageError(f"unable to {action}; the session is {self._state}")
 
     async def submit(self, event: Input, *, optimistic: bool, pool: str | None) -> ActiveRun:
         """Publish an input (folded at once if `optimistic`) and wake an agent for it."""
-        self._require_open("send")
+        self.require_open("send")
         self.channel.encode(event)  # too large, not encodable: refused before anything
         if optimistic:
             try:
@@ -331,7 +338,7 @@ class ClientSession:
             await invoke(active.to_invocation())
 
     async def publish(self, event: Cancel) -> str:
-        self._require_open("publish")
+        self.require_open("publish")
         return await self.channel.publish(event)
 
     async def cancel(self, run_id: str) -> None:

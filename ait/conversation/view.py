@@ -94,12 +94,21 @@ class View:
         self._redraw_arrows()
 
     def close(self) -> None:
-        """Stop following the tree. Idempotent."""
+        """Stop following the tree. Idempotent. A closed view still reads as it stood, but
+        places nothing: its write helpers raise `UsageError` (its last message is stale)."""
         if not self._closed:
             self._closed = True
             self.tree.remove_listener(self)
             for stream in list(self._streams):
                 stream.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _require_open(self, action: str) -> None:
+        if self._closed:
+            raise UsageError(f"unable to {action}; the view is closed")
 
     # -- what is shown -----------------------------------------------------------------------
 
@@ -208,10 +217,12 @@ class View:
 
     def send_parent(self) -> str | None:
         """The parent of a new message sent from this view: its last message."""
+        self._require_open("send")
         return self.last_message_id
 
     def edit_target(self, message_id: str) -> tuple[str | None, str]:
         """(parent, fork_of) of an edit of input `message_id`."""
+        self._require_open("edit")
         node = self.tree.input_nodes.get(message_id)
         if node is None:
             raise UsageError(f"unable to edit {message_id!r}: it is not an input message")
@@ -220,6 +231,7 @@ class View:
     def regenerate_target(self, message_id: str) -> tuple[str, str | None]:
         """(run id, parent) of a regeneration of output `message_id`: the run to redo and
         the message it answered."""
+        self._require_open("regenerate")
         run_id = self.tree.run_of(message_id)
         if run_id is None:
             raise UsageError(f"unable to regenerate {message_id!r}: it is not an agent's message")
@@ -227,12 +239,14 @@ class View:
 
     def expect_edit(self, new_message_id: str) -> None:
         """Select the edit `new_message_id` (this view's own) as soon as it is in the tree."""
+        self._require_open("edit")
         self._select_when_seen.add(new_message_id)
         self._report(self._recompute(), self._redraw_arrows())
 
     def expect_regenerate(self, request_message_id: str) -> None:
         """Select the run started for regenerate request `request_message_id` when it has its
         first message, unless this view chooses another alternative of it meanwhile."""
+        self._require_open("regenerate")
         self._select_run_for[request_message_id] = self._selections
         self._report(self._recompute(), self._redraw_arrows())
 

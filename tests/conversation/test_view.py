@@ -559,6 +559,25 @@ def test_a_closed_view_stops_following_the_tree() -> None:
     assert view.message_ids == ["u1", "a1", "u2", "a2"]
 
 
+def test_a_closed_view_places_nothing() -> None:
+    """Its last message is stale once closed: a write placed there would fork the branch."""
+    chat = conversation()
+    tree, view, _ = watched(chat)
+    view.close()
+    tree.apply([chat.user("u3", parent="a2")])
+    assert view.closed
+    for helper, action in (
+        (view.send_parent, "send"),
+        (lambda: view.edit_target("u2"), "edit"),
+        (lambda: view.regenerate_target("a2"), "regenerate"),
+        (lambda: view.expect_edit("u2b"), "edit"),
+        (lambda: view.expect_regenerate("q1"), "regenerate"),
+    ):
+        with pytest.raises(ait.UsageError, match=f"unable to {action}; the view is closed"):
+            helper()
+    assert view.last_message_id == "a2"  # reads still give what it showed
+
+
 async def test_changes_can_be_iterated() -> None:
     chat = conversation()
     tree = fold(chat.entries)
