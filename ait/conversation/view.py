@@ -20,6 +20,10 @@ Selection rules:
 - this view's own edit selects the new sibling at once; its own regenerate selects the new
   run when that run has its first message (a run without a message is no alternative: it
   has nothing to show), unless this view chose in that group since it asked;
+- a run started again for the same input (an agent restarted a lost run) replaces it: a
+  view whose choice in the group is the replaced run moves to the replacement when that
+  has its first message; a view that chose another alternative stays, and the replaced
+  run stays selectable;
 - a selection whose member disappeared falls back to the newest;
 - views never share selection.
 """
@@ -35,6 +39,7 @@ import anyio
 
 from ..errors import UsageError
 from .message import Message
+from .runs import RunNode
 from .structure import GroupKey, Structure
 from .tree import Tree
 
@@ -75,6 +80,7 @@ class View:
         self._select_run_for: dict[str, int] = {}
         self._selections = 0  # select() calls so far: orders choices and expectations
         self._selected_at: dict[GroupKey, int] = {}  # group -> `_selections` of its last choice
+        self._known_runs: set[str] = set()  # runs that were alternatives when last looked at
         self._visible: list[str] = []
         #: The oldest shown message: the window starts at its entry, wherever that moves
         #: (older entries of it arrive, or an optimistic input is echoed).
@@ -331,6 +337,8 @@ class View:
         owner = structure.group.get(message_id)
         if owner is not None:
             self._displayed[owner[0]] = owner[1]
+            if owner[0][0] == "regen":
+                self._known_runs.add(owner[1])
         self._visible.append(message_id)
         if self._from_id is None and self._settled(message_id):
             self._from_id = message_id
@@ -344,6 +352,7 @@ class View:
         """Work out the shown messages again; True if they changed (the caller reports it)."""
         structure = self.structure
         self._apply_pending(structure)
+        self._follow_restarts(structure)
         # Pin: a group shown with its default member keeps that member when a sibling comes.
         for group, shown_member in self._displayed.items():
             members = structure.members.get(group)
@@ -373,6 +382,19 @@ class View:
             newest = visible[max(0, len(visible) - self.initial_window) :]
             self._from_id = next((m for m in newest if self._settled(m)), None)
         return self._refresh_shown() or changed
+
+    def _follow_restarts(self, structure: Structure) -> None:
+        """Runs that became alternatives since the last look and restart the run this view
+        chose (or shows) in their group take its place."""
+        runs = self.tree.run_nodes
+        known = self._known_runs
+        fresh = [run_id for run_id in structure.group_of_run if run_id not in known]
+        self._known_runs = set(structure.group_of_run)
+        for run_id in sorted(fresh, key=lambda r: runs[r].key):
+            group = structure.group_of_run[run_id]
+            current = self._explicit.get(group) or self._displayed.get(group)
+            if current is not None and current in runs and _restarts(runs[run_id], runs[current]):
+                self._explicit[group] = run_id
 
     def _settled(self, message_id: str) -> bool:
         node = self.tree.input_nodes.get(message_id)
@@ -475,6 +497,18 @@ class View:
             return list(members)
         runs = self.tree.run_nodes
         return [runs[run_id].messages[0] for run_id in members]
+
+
+def _restarts(run: RunNode, other: RunNode) -> bool:
+    """Whether `run` answers again the very input `other` answered, after it: an agent
+    restarting a lost run (`restart_lost`) starts a new run for the same input event."""
+    return (
+        run is not other
+        and run.start is not None
+        and other.start is not None
+        and run.start.input_event_id == other.start.input_event_id
+        and run.key > other.key
+    )
 
 
 class ViewChanges:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ait
 from ait.testing import ScriptedProvider
 
-from .helpers import Agent, Connect, ended, events, shown, started, status, wait_for
+from .helpers import Agent, Connect, ended, events, serving, shown, started, status, wait_for
 
 
 def texts(view: ait.View) -> list[str]:
@@ -199,3 +199,45 @@ async def test_a_rejected_regeneration_leaves_the_view_as_it_was(
     assert alice.view.messages[-1].status == "streaming"
     await slow.cancel()
     assert (await ended(slow)).status == "cancelled"
+
+
+async def test_a_view_follows_the_restart_of_a_lost_run(
+    bus: ait.Bus, channel_name: str, pool_name: str, connect: Connect
+) -> None:
+    """A worker dies mid-answer; another ends its run `agent-lost` and, with `restart_lost`,
+    answers again: every view that showed the dead partial answer shows the new one."""
+    alice = await connect("alice")
+    bob = await connect("bob", invoke=None)
+    asked = await alice.view.send("hello?")
+    queue = bus.pool(pool_name)
+    try:
+        ((_, invocation),) = await queue.read("dead-worker", 1, 1000)
+    finally:
+        await queue.aclose()
+    doomed = ait.AgentSession(bus, channel_name)
+    await doomed.__aenter__()
+    try:
+        lost = doomed.create_run(invocation)
+        await lost.start()
+        await lost.pipe(ScriptedProvider(["half an ans"]).stream())
+        doomed.tasks.stop()  # the worker dies: its run is never ended, its entry never acked
+        for view in (alice.view, bob.view):
+            await wait_for(lambda v=view: texts(v) == ["hello?", "half an ans"])
+
+        provider = ScriptedProvider(["a whole answer"])
+        options = {"lease": 1, "restart_lost": True, "block_ms": 100}
+        async with serving(bus, pool_name, provider=provider, **options):
+            error = (await ended(asked)).error
+            assert error is not None and error.code == "agent-lost"
+            for view in (alice.view, bob.view):
+                await wait_for(lambda v=view: texts(v) == ["hello?", "a whole answer"])
+        answer = alice.view.messages[-1]
+        assert [m.text for m in alice.view.siblings(answer.id)] == ["half an ans", "a whole answer"]
+        assert alice.view.selected_index(answer.id) == 1
+        restarted = alice.tree.run_for_input(asked.message_id)
+        assert restarted is not None and restarted.run_id != lost.run_id
+        # The dead answer stays reachable, and a choice of it stands.
+        bob.view.select(answer.id, 0)
+        assert texts(bob.view) == ["hello?", "half an ans"]
+    finally:
+        await doomed.__aexit__(None, None, None)

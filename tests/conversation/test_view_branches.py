@@ -204,3 +204,114 @@ def test_a_sibling_that_does_not_touch_what_is_shown_reports_nothing() -> None:
         tree, [chat.start("r3", "u2b", parent="u2b"), chat.say("r3", "b", "x", parent="u2b")]
     )
     assert changes == []
+
+
+# -- restarted runs -----------------------------------------------------------------------
+
+
+def lost(chat: Chat, run_id: str = "r1") -> list[Entry]:
+    """The worker of `run_id` died: another worker ends it `agent-lost`."""
+    return [chat.end(run_id, "error", error=("agent-lost", "the agent stopped responding"))]
+
+
+def partial() -> Chat:
+    """u1 -> a1, the half answer of run r1, still active."""
+    chat = Chat()
+    chat.user("u1")
+    chat.start("r1", "u1", parent="u1")
+    chat.say("r1", "a1", "half an ans", parent="u1")
+    return chat
+
+
+def test_a_view_follows_a_restarted_run() -> None:
+    chat = partial()
+    tree = fold(chat.entries)
+    view = View(tree)
+    one_by_one(tree, [*lost(chat), chat.start("r2", "u1", parent="u1")])
+    assert view.message_ids == ["u1", "a1"]  # the restart has nothing to show yet
+    one_by_one(tree, [chat.say("r2", "b1", "a whole answer", parent="u1")])
+    assert view.message_ids == ["u1", "b1"]
+    assert (ids(view, "b1"), view.selected_index("b1")) == (["a1", "b1"], 1)
+
+
+def test_the_lost_run_stays_selectable_after_its_restart() -> None:
+    chat = partial()
+    tree = fold(chat.entries)
+    view = View(tree)
+    one_by_one(
+        tree,
+        [*lost(chat), chat.start("r2", "u1", parent="u1"), chat.say("r2", "b1", "a", parent="u1")],
+    )
+    view.select("b1", 0)
+    one_by_one(
+        tree,
+        [
+            chat.say("r2", "b1", " whole answer", parent="u1"),
+            # another sibling (not a restart) rebuilds the shape: the choice stands
+            chat.regenerate("q1", "b1", parent="u1", client="bob"),
+            chat.start("r3", "q1", parent="u1", regenerate="b1", client="bob"),
+            chat.say("r3", "c1", "bob's answer", parent="u1"),
+        ],
+    )
+    assert view.message_ids == ["u1", "a1"]
+    assert view.selected_index("a1") == 0
+
+
+def test_a_view_that_chose_another_branch_does_not_follow_a_restart() -> None:
+    chat = Chat()
+    chat.turn("u1", "r0", "a0", "the first answer")
+    chat.regenerate("q1", "a0", parent="u1")
+    chat.start("r1", "q1", parent="u1", regenerate="a0")
+    chat.say("r1", "a1", "half an ans", parent="u1")
+    tree = fold(chat.entries)
+    view = View(tree)
+    assert view.message_ids == ["u1", "a1"]
+    view.select("a1", 0)
+    one_by_one(
+        tree,
+        [
+            *lost(chat),
+            chat.start("r2", "q1", parent="u1", regenerate="a0"),
+            chat.say("r2", "b1", "a whole answer", parent="u1"),
+        ],
+    )
+    assert view.message_ids == ["u1", "a0"]
+    assert ids(view, "a0") == ["a0", "a1", "b1"]
+
+
+def test_the_restart_of_a_run_the_view_does_not_show_changes_nothing() -> None:
+    """Bob regenerated; the lost run is bob's: this view was not showing it, and stays."""
+    chat = Chat()
+    chat.turn("u1", "r0", "a0", "the first answer")
+    tree = fold(chat.entries)
+    view = View(tree)
+    one_by_one(
+        tree,
+        [
+            chat.regenerate("q1", "a0", parent="u1", client="bob"),
+            chat.start("r1", "q1", parent="u1", regenerate="a0", client="bob"),
+            chat.say("r1", "a1", "half an ans", parent="u1"),
+            *lost(chat),
+            chat.start("r2", "q1", parent="u1", regenerate="a0", client="bob"),
+            chat.say("r2", "b1", "a whole answer", parent="u1"),
+        ],
+    )
+    assert view.message_ids == ["u1", "a0"]
+
+
+def test_an_own_regeneration_whose_run_is_lost_early_selects_the_restart() -> None:
+    chat = answered()
+    tree = fold(chat.entries)
+    view = View(tree)
+    view.expect_regenerate("q1")
+    one_by_one(
+        tree,
+        [
+            chat.regenerate("q1", "a1", parent="u1"),
+            chat.start("r2", "q1", parent="u1", regenerate="a1"),
+            *lost(chat, "r2"),
+            chat.start("r3", "q1", parent="u1", regenerate="a1"),
+            chat.say("r3", "b1", "second answer", parent="u1"),
+        ],
+    )
+    assert view.message_ids == ["u1", "b1"]
