@@ -95,6 +95,8 @@ class ClientSession:
     ) -> None:
         if not client_id:
             raise UsageError("a client session needs a non-empty client_id")
+        if window < 1:
+            raise UsageError(f"a view's window must be at least 1 message, not {window}")
         self.bus = bus
         self.channel = bus.channel(check_name("channel", channel))
         self.client_id = client_id
@@ -128,11 +130,12 @@ class ClientSession:
         return self._view
 
     def create_view(self, *, window: int | None = None) -> ClientView:
-        """Another view: its own branch selection and pagination. Close it (`view.close()`)
-        when done; the session closes the views left open when it closes."""
+        """Another view: its own branch selection and pagination, showing `window` messages
+        at first (the session's `window` when None; below 1 is a `UsageError`). Close it
+        (`view.close()`) when done; the session closes the views left open when it closes."""
         if self._state != "open":
             raise UsageError(f"unable to create a view; the session is {self._state}")
-        view = ClientView(self, self.tree, window=window or self.window)
+        view = ClientView(self, self.tree, window=self.window if window is None else window)
         self._views.append(view)
         return view
 

@@ -69,7 +69,7 @@ class View:
 
     def __init__(self, tree: Tree, *, window: int = 50, load_older: LoadOlder | None = None):
         if window < 1:
-            raise UsageError("a view's window must be at least 1 message")
+            raise UsageError(f"a view's window must be at least 1 message, not {window}")
         self.tree = tree
         self.initial_window = window
         self._load_older = load_older

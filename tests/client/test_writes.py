@@ -671,6 +671,15 @@ async def test_a_closed_view_writes_nothing(
     await ended(await alice.view.send("still fine"))
 
 
+async def test_a_view_window_below_one_is_refused(connect: Connect) -> None:
+    alice = await connect("alice", invoke=None, window=3)
+    for window in (0, -1):
+        with pytest.raises(ait.UsageError, match=f"at least 1 message, not {window}"):
+            alice.create_view(window=window)
+    assert alice.create_view().initial_window == 3  # None: the session's window
+    assert alice.create_view(window=1).initial_window == 1
+
+
 async def test_a_session_is_used_once(bus: ait.Bus, channel_name: str) -> None:
     session = ClientSession(bus, channel_name, client_id="alice")
     with pytest.raises(ait.UsageError, match="not open yet"):
@@ -685,6 +694,8 @@ async def test_a_session_is_used_once(bus: ait.Bus, channel_name: str) -> None:
             pass
     with pytest.raises(ait.UsageError, match="client_id"):
         ClientSession(bus, channel_name, client_id="")
+    with pytest.raises(ait.UsageError, match="window must be at least 1 message, not 0"):
+        ClientSession(bus, channel_name, client_id="alice", window=0)
     with pytest.raises(ait.InvalidName):
         ClientSession(bus, "no spaces here", client_id="alice")
 

@@ -126,8 +126,9 @@ def test_a_view_of_a_fresh_tree_is_empty() -> None:
 
 
 def test_a_window_below_one_is_refused() -> None:
-    with pytest.raises(ait.UsageError):
-        View(Tree(), window=0)
+    for window in (0, -1):
+        with pytest.raises(ait.UsageError, match=f"at least 1 message, not {window}"):
+            View(Tree(), window=window)
 
 
 # -- pinning ------------------------------------------------------------------------------
