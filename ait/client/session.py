@@ -112,6 +112,10 @@ class ClientSession:
         self._state = "unopened"
         self._sub: Subscription | None = None
         self._oldest: str | None = None
+        # One older-history read at a time (views share the cursor `_oldest`), and a count
+        # of the pages read, so a call that waited knows another one read for it.
+        self._older_lock = anyio.Lock()
+        self._older_pages = 0
         self._pending: dict[str, ActiveRun] = {}  # input event id -> waiting for its run
         # Run id -> the handles following it: one, or several when a resume took several
         # answers (parallel tool calls answered apart).
@@ -225,13 +229,26 @@ class ClientSession:
         return True
 
     async def fetch_older(self, count: int) -> None:
-        """Fold older history pages until new messages appear (the views' `load_older`)."""
+        """Fold older history pages until new messages appear (the views' `load_older`).
+
+        Calls are serialized: each reads from where the one before stopped. A call that
+        waited while another read returns without reading; its view reveals what that one
+        folded first, and calls again if it needs more.
+        """
+        pages = self._older_pages
+        async with self._older_lock:
+            if self._older_pages != pages:
+                return
+            await self._fetch_older()
+
+    async def _fetch_older(self) -> None:
         if self.tree.history_complete or self._oldest is None:
             self.tree.history_complete = True
             return
         before = len(self.tree)
         for _ in range(50):
             page = await self.channel.history(self._oldest, limit=self.page_size)
+            self._older_pages += 1
             if page:
                 self._oldest = page[0][0]
                 self.tree.apply(page)
