@@ -29,21 +29,39 @@ def ids(view: View, message_id: str) -> list[str]:
     return [m.id for m in view.siblings(message_id)]
 
 
-# -- a run with no message is no alternative ----------------------------------------------
+def answering() -> Chat:
+    """u1 -> a1: run r1 has begun its answer, and is still active."""
+    chat = Chat()
+    chat.user("u1")
+    chat.start("r1", "u1", parent="u1")
+    chat.say("r1", "a1", "half an ans", parent="u1")
+    return chat
 
 
-def test_an_own_regeneration_that_produces_nothing_keeps_what_the_view_showed() -> None:
-    chat = answered()
+def regenerating(chat: Chat) -> tuple[Tree, View]:
+    """`chat` folded, and a view that regenerates a1: its request q1 is in, its run r2 has
+    started (without a message yet)."""
     tree = fold(chat.entries)
     view = View(tree)
     view.expect_regenerate("q1")
     for entry in (
         chat.regenerate("q1", "a1", parent="u1"),
         chat.start("r2", "q1", parent="u1", regenerate="a1"),
-        chat.end("r2", "error", error=("rejected", "another run is active")),
     ):
         one_by_one(tree, [entry])
-        assert view.message_ids == ["u1", "a1"]
+        assert view.message_ids[-1] != "u1", "the view lost its answer"
+    return tree, view
+
+
+# -- a run with no message is no alternative ----------------------------------------------
+
+
+def test_an_own_regeneration_that_produces_nothing_keeps_what_the_view_showed() -> None:
+    chat = answered()
+    tree, view = regenerating(chat)
+    assert view.message_ids == ["u1", "a1"]
+    one_by_one(tree, [chat.end("r2", "error", error=("rejected", "another run is active"))])
+    assert view.message_ids == ["u1", "a1"]
     assert ids(view, "a1") == ["a1"]
     assert view.selected_index("a1") == 0
     assert View(tree).message_ids == ["u1", "a1"]  # a fresh view: nothing to choose either
@@ -63,16 +81,7 @@ def test_a_run_without_a_message_never_hides_the_branch_below() -> None:
 
 def test_an_own_regeneration_is_selected_with_its_first_message() -> None:
     chat = answered()
-    tree = fold(chat.entries)
-    view = View(tree)
-    view.expect_regenerate("q1")
-    one_by_one(
-        tree,
-        [
-            chat.regenerate("q1", "a1", parent="u1"),
-            chat.start("r2", "q1", parent="u1", regenerate="a1"),
-        ],
-    )
+    tree, view = regenerating(chat)
     assert view.message_ids == ["u1", "a1"]  # started, nothing to show yet
     one_by_one(tree, [chat.say("r2", "b1", "second answer", parent="u1")])
     assert view.message_ids == ["u1", "b1"]
@@ -84,17 +93,8 @@ def test_a_choice_made_while_an_own_regeneration_runs_stands() -> None:
     chat.regenerate("q0", "a1", parent="u1", client="bob")
     chat.start("r0", "q0", parent="u1", regenerate="a1", client="bob")
     chat.say("r0", "a0", "bob's answer", parent="u1")
-    tree = fold(chat.entries)
-    view = View(tree)
-    assert view.message_ids == ["u1", "a0"]
-    view.expect_regenerate("q1")
-    one_by_one(
-        tree,
-        [
-            chat.regenerate("q1", "a1", parent="u1"),
-            chat.start("r2", "q1", parent="u1", regenerate="a1"),
-        ],
-    )
+    assert View(fold(chat.entries)).message_ids == ["u1", "a0"]
+    tree, view = regenerating(chat)
     view.select("a0", 0)  # back to the first answer, before the new one has a word
     one_by_one(tree, [chat.say("r2", "b1", "third answer", parent="u1")])
     assert view.message_ids == ["u1", "a1"]
@@ -105,10 +105,7 @@ def test_a_choice_made_while_an_own_regeneration_runs_stands() -> None:
 
 
 def test_a_later_message_of_a_run_is_its_own_only_alternative() -> None:
-    chat = Chat()
-    chat.user("u1")
-    chat.start("r1", "u1", parent="u1")
-    chat.say("r1", "a1", "let me look", parent="u1")
+    chat = answering()
     chat.say("r1", "a2", "found it", parent="a1")
     chat.end("r1")
     tree = fold(chat.entries)
@@ -214,17 +211,8 @@ def lost(chat: Chat, run_id: str = "r1") -> list[Entry]:
     return [chat.end(run_id, "error", error=("agent-lost", "the agent stopped responding"))]
 
 
-def partial() -> Chat:
-    """u1 -> a1, the half answer of run r1, still active."""
-    chat = Chat()
-    chat.user("u1")
-    chat.start("r1", "u1", parent="u1")
-    chat.say("r1", "a1", "half an ans", parent="u1")
-    return chat
-
-
 def test_a_view_follows_a_restarted_run() -> None:
-    chat = partial()
+    chat = answering()
     tree = fold(chat.entries)
     view = View(tree)
     one_by_one(tree, [*lost(chat), chat.start("r2", "u1", parent="u1")])
@@ -235,7 +223,7 @@ def test_a_view_follows_a_restarted_run() -> None:
 
 
 def test_the_lost_run_stays_selectable_after_its_restart() -> None:
-    chat = partial()
+    chat = answering()
     tree = fold(chat.entries)
     view = View(tree)
     one_by_one(
@@ -301,14 +289,10 @@ def test_the_restart_of_a_run_the_view_does_not_show_changes_nothing() -> None:
 
 def test_an_own_regeneration_whose_run_is_lost_early_selects_the_restart() -> None:
     chat = answered()
-    tree = fold(chat.entries)
-    view = View(tree)
-    view.expect_regenerate("q1")
+    tree, view = regenerating(chat)
     one_by_one(
         tree,
         [
-            chat.regenerate("q1", "a1", parent="u1"),
-            chat.start("r2", "q1", parent="u1", regenerate="a1"),
             *lost(chat, "r2"),
             chat.start("r3", "q1", parent="u1", regenerate="a1"),
             chat.say("r3", "b1", "second answer", parent="u1"),
