@@ -13,7 +13,7 @@ has not selected. A message is shown when it is the selected member of its sibli
 (if it has siblings) and the message it follows is shown too. Messages that merely share a
 parent without being forks of one another (two inputs sent at once) are all shown.
 
-Selection rules:
+Selection rules (selection.py keeps them):
 - by default a group shows its newest member;
 - a group this view is showing keeps showing the same member when another client adds a
   sibling (the branch is pinned);
@@ -26,6 +26,9 @@ Selection rules:
   run stays selectable;
 - a selection whose member disappeared falls back to the newest;
 - views never share selection.
+
+Changes: one per batch at most, and only when what is shown changed: the list
+(`structure`), or some shown messages, whose content or sibling arrows changed (`content`).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ import anyio
 
 from ..errors import UsageError
 from .message import Message
-from .runs import RunNode
+from .selection import Selection
 from .structure import GroupKey, Structure
 from .tree import Tree
 
@@ -73,14 +76,7 @@ class View:
         self.tree = tree
         self.initial_window = window
         self._load_older = load_older
-        self._explicit: dict[GroupKey, str] = {}
-        self._displayed: dict[GroupKey, str] = {}
-        self._select_when_seen: set[str] = set()  # own edits: input message ids
-        # Own regenerates: request input message id -> `_selections` when asked.
-        self._select_run_for: dict[str, int] = {}
-        self._selections = 0  # select() calls so far: orders choices and expectations
-        self._selected_at: dict[GroupKey, int] = {}  # group -> `_selections` of its last choice
-        self._known_runs: set[str] = set()  # runs that were alternatives when last looked at
+        self._selection = Selection(tree)
         self._visible: list[str] = []
         #: The oldest shown message: the window starts at its entry, wherever that moves
         #: (older entries of it arrive, or an optimistic input is echoed).
@@ -191,7 +187,7 @@ class View:
         if group is None:
             return 0
         # Members and alternatives go one to one: a run is a member once it has a message.
-        return self.structure.members[group].index(self._choice(group))
+        return self.structure.members[group].index(self._selection.choice(group))
 
     def select(self, message_id: str, index: int) -> None:
         """Show alternative `index` of `siblings(message_id)` from now on."""
@@ -205,9 +201,7 @@ class View:
             return
         chosen = representatives[index]
         shown_before = len(self._shown)
-        self._selections += 1
-        self._selected_at[group] = self._selections
-        self._explicit[group] = self.structure.members[group][index]
+        self._selection.choose(group, self.structure.members[group][index])
         changed = self._recompute()
         if chosen not in self._index and chosen in self._visible:
             # The branch chosen is older than the window's start (the window is anchored on
@@ -246,14 +240,14 @@ class View:
     def expect_edit(self, new_message_id: str) -> None:
         """Select the edit `new_message_id` (this view's own) as soon as it is in the tree."""
         self._require_open("edit")
-        self._select_when_seen.add(new_message_id)
+        self._selection.expect_edit(new_message_id)
         self._report(self._recompute(), self._redraw_arrows())
 
     def expect_regenerate(self, request_message_id: str) -> None:
         """Select the run started for regenerate request `request_message_id` when it has its
         first message, unless this view chooses another alternative of it meanwhile."""
         self._require_open("regenerate")
-        self._select_run_for[request_message_id] = self._selections
+        self._selection.expect_regenerate(request_message_id)
         self._report(self._recompute(), self._redraw_arrows())
 
     # -- changes -----------------------------------------------------------------------------
@@ -315,7 +309,7 @@ class View:
             if group is None:
                 continue
             members = self.structure.members[group]
-            arrows = (members.index(self._choice(group)), len(members))
+            arrows = (members.index(self._selection.choice(group)), len(members))
             if before.get(mid, arrows) != arrows:
                 changed.add(mid)
             self._arrows[mid] = arrows
@@ -336,9 +330,7 @@ class View:
             return False
         owner = structure.group.get(message_id)
         if owner is not None:
-            self._displayed[owner[0]] = owner[1]
-            if owner[0][0] == "regen":
-                self._known_runs.add(owner[1])
+            self._selection.shown_also(*owner)
         self._visible.append(message_id)
         if self._from_id is None and self._settled(message_id):
             self._from_id = message_id
@@ -351,25 +343,14 @@ class View:
     def _recompute(self) -> bool:
         """Work out the shown messages again; True if they changed (the caller reports it)."""
         structure = self.structure
-        self._apply_pending(structure)
-        self._follow_restarts(structure)
-        # Pin: a group shown with its default member keeps that member when a sibling comes.
-        for group, shown_member in self._displayed.items():
-            members = structure.members.get(group)
-            if (
-                members
-                and group not in self._explicit
-                and members[-1] != shown_member
-                and shown_member in members
-            ):
-                self._explicit[group] = shown_member
+        self._selection.settle(structure)
         visible = self._visible_ids(structure)
         displayed: dict[GroupKey, str] = {}
         for mid in visible:
             owner = structure.group.get(mid)
             if owner is not None:
                 displayed[owner[0]] = owner[1]
-        self._displayed = displayed
+        self._selection.shown(displayed)
         changed = visible != self._visible
         self._visible = visible
         if self._from_id is not None and self._from_id not in structure.key:
@@ -382,19 +363,6 @@ class View:
             newest = visible[max(0, len(visible) - self.initial_window) :]
             self._from_id = next((m for m in newest if self._settled(m)), None)
         return self._refresh_shown() or changed
-
-    def _follow_restarts(self, structure: Structure) -> None:
-        """Runs that became alternatives since the last look and restart the run this view
-        chose (or shows) in their group take its place."""
-        runs = self.tree.run_nodes
-        known = self._known_runs
-        fresh = [run_id for run_id in structure.group_of_run if run_id not in known]
-        self._known_runs = set(structure.group_of_run)
-        for run_id in sorted(fresh, key=lambda r: runs[r].key):
-            group = structure.group_of_run[run_id]
-            current = self._explicit.get(group) or self._displayed.get(group)
-            if current is not None and current in runs and _restarts(runs[run_id], runs[current]):
-                self._explicit[group] = run_id
 
     def _settled(self, message_id: str) -> bool:
         node = self.tree.input_nodes.get(message_id)
@@ -413,30 +381,6 @@ class View:
         self._cache = None
         return True
 
-    def _apply_pending(self, structure: Structure) -> None:
-        for message_id in list(self._select_when_seen):
-            group = structure.group_of_input.get(message_id)
-            if group is not None:
-                self._explicit[group] = message_id
-                self._select_when_seen.discard(message_id)
-        for request, asked_at in list(self._select_run_for.items()):
-            run = self.tree.run_for_input(request)
-            group = structure.group_of_run.get(run.run_id) if run is not None else None
-            if run is None or group is None:
-                continue  # not started, or no message yet: nothing to show
-            del self._select_run_for[request]
-            if self._selected_at.get(group, -1) <= asked_at:
-                self._explicit[group] = run.run_id
-
-    def _choice(self, group: GroupKey) -> str:
-        members = self.structure.members[group]
-        chosen = self._explicit.get(group)
-        if chosen is not None and chosen in members:
-            return chosen
-        if chosen is not None:
-            del self._explicit[group]  # stale: the member is gone; fall back to the newest
-        return members[-1]
-
     def _visible_ids(self, structure: Structure) -> list[str]:
         memo: dict[str, bool] = {}
         up, group_of, key = structure.up, structure.group, structure.key
@@ -451,7 +395,7 @@ class View:
                 return True
             chosen = choices.get(group)
             if chosen is None:
-                chosen = choices[group] = self._choice(group)
+                chosen = choices[group] = self._selection.choice(group)
             return chosen == member
 
         visible: list[str] = []
@@ -497,18 +441,6 @@ class View:
             return list(members)
         runs = self.tree.run_nodes
         return [runs[run_id].messages[0] for run_id in members]
-
-
-def _restarts(run: RunNode, other: RunNode) -> bool:
-    """Whether `run` answers again the very input `other` answered, after it: an agent
-    restarting a lost run (`restart_lost`) starts a new run for the same input event."""
-    return (
-        run is not other
-        and run.start is not None
-        and other.start is not None
-        and run.start.input_event_id == other.start.input_event_id
-        and run.key > other.key
-    )
 
 
 class ViewChanges:
