@@ -66,8 +66,7 @@ async def history_command(args: argparse.Namespace) -> int:
 
 
 def _all(tree: Tree) -> list[Message]:
-    structure = tree.structure
-    return [tree.snapshot(mid) for mid in structure.order]
+    return list(tree)
 
 
 def _json(message: Message, tree: Tree, view: View) -> dict[str, Any]:
