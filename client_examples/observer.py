@@ -2,7 +2,7 @@
 
 What it shows: a `ClientSession` that never writes (`invoke=None`) still folds every event
 of the channel into its tree. `view.on_change` calls back after each change; comparing
-`session.tree.runs` (an `ait.RunInfo` per run: status, client, messages) with what was
+`session.tree.runs()` (an `ait.RunInfo` per run: status, client, messages) with what was
 printed before tells which runs started, suspended, resumed or ended. Token counts come
 from the `usage` the agent's provider put on each message.
 
@@ -40,14 +40,14 @@ def describe(session: ait.ClientSession, run: ait.RunInfo, before: str | None) -
 
 
 async def observe(session: ait.ClientSession, count: int | None) -> None:
-    printed = {run.run_id: run.status for run in session.tree.runs}  # history: seen already
+    printed = {run.run_id: run.status for run in session.tree.runs()}  # history: seen already
     print(f"observing {session.channel.name} ({len(printed)} runs in history)", flush=True)
     enough = anyio.Event()
     finished = 0
 
     def on_change(change: ait.ViewChange) -> None:
         nonlocal finished
-        for run in session.tree.runs:
+        for run in session.tree.runs():
             before = printed.get(run.run_id)
             if run.status == before or run.status == "pending":
                 continue

@@ -52,7 +52,7 @@ async def history_command(args: argparse.Namespace) -> int:
             "channel": args.channel,
             "entries": read,
             "messages": [_json(m, tree, view) for m in messages],
-            "runs": [r.model_dump(exclude_none=True) for r in tree.runs],
+            "runs": [r.model_dump(exclude_none=True) for r in tree.runs()],
         }
         style.out(json.dumps(document, indent=2, default=str))
         return 0
@@ -66,8 +66,7 @@ async def history_command(args: argparse.Namespace) -> int:
 
 
 def _all(tree: Tree) -> list[Message]:
-    structure = tree.structure
-    return [tree.snapshot(mid) for mid in structure.order]
+    return list(tree)
 
 
 def _json(message: Message, tree: Tree, view: View) -> dict[str, Any]:

@@ -95,6 +95,8 @@ class ClientSession:
     ) -> None:
         if not client_id:
             raise UsageError("a client session needs a non-empty client_id")
+        if window < 1:
+            raise UsageError(f"a view's window must be at least 1 message, not {window}")
         self.bus = bus
         self.channel = bus.channel(check_name("channel", channel))
         self.client_id = client_id
@@ -110,6 +112,10 @@ class ClientSession:
         self._state = "unopened"
         self._sub: Subscription | None = None
         self._oldest: str | None = None
+        # One older-history read at a time (views share the cursor `_oldest`), and a count
+        # of the pages read, so a call that waited knows another one read for it.
+        self._older_lock = anyio.Lock()
+        self._older_pages = 0
         self._pending: dict[str, ActiveRun] = {}  # input event id -> waiting for its run
         # Run id -> the handles following it: one, or several when a resume took several
         # answers (parallel tool calls answered apart).
@@ -128,12 +134,19 @@ class ClientSession:
         return self._view
 
     def create_view(self, *, window: int | None = None) -> ClientView:
-        """Another view: its own branch selection and pagination."""
+        """Another view: its own branch selection and pagination, showing `window` messages
+        at first (the session's `window` when None; below 1 is a `UsageError`). Close it
+        (`view.close()`) when done; the session closes the views left open when it closes."""
         if self._state != "open":
             raise UsageError(f"unable to create a view; the session is {self._state}")
-        view = ClientView(self, self.tree, window=window or self.window)
+        view = ClientView(self, self.tree, window=self.window if window is None else window)
         self._views.append(view)
         return view
+
+    def forget_view(self, view: View) -> None:
+        """Drop a closed view (its `close()` calls this)."""
+        if view in self._views:
+            self._views.remove(view)
 
     async def __aenter__(self) -> ClientSession:
         if self._state != "unopened":
@@ -170,7 +183,7 @@ class ClientSession:
         following = [active for actives in self._by_run.values() for active in actives]
         for active in {*self._pending.values(), *following}:
             active.session_closed()
-        for view in self._views:
+        for view in list(self._views):
             view.close()
         if self._sub is not None:
             with anyio.CancelScope(shield=True):
@@ -216,13 +229,26 @@ class ClientSession:
         return True
 
     async def fetch_older(self, count: int) -> None:
-        """Fold older history pages until new messages appear (the views' `load_older`)."""
+        """Fold older history pages until new messages appear (the views' `load_older`).
+
+        Calls are serialized: each reads from where the one before stopped. A call that
+        waited while another read returns without reading; its view reveals what that one
+        folded first, and calls again if it needs more.
+        """
+        pages = self._older_pages
+        async with self._older_lock:
+            if self._older_pages != pages:
+                return
+            await self._fetch_older()
+
+    async def _fetch_older(self) -> None:
         if self.tree.history_complete or self._oldest is None:
             self.tree.history_complete = True
             return
         before = len(self.tree)
         for _ in range(50):
             page = await self.channel.history(self._oldest, limit=self.page_size)
+            self._older_pages += 1
             if page:
                 self._oldest = page[0][0]
                 self.tree.apply(page)
@@ -292,13 +318,14 @@ class ClientSession:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def _require_open(self, action: str) -> None:
+    def require_open(self, action: str) -> None:
+        """Raise `UsageError` unless the session is open (`action` says what was refused)."""
         if self._state != "open":
             raise UsageError(f"unable to {action}; the session is {self._state}")
 
     async def submit(self, event: Input, *, optimistic: bool, pool: str | None) -> ActiveRun:
         """Publish an input (folded at once if `optimistic`) and wake an agent for it."""
-        self._require_open("send")
+        self.require_open("send")
         self.channel.encode(event)  # too large, not encodable: refused before anything
         if optimistic:
             try:
@@ -331,7 +358,7 @@ class ClientSession:
             await invoke(active.to_invocation())
 
     async def publish(self, event: Cancel) -> str:
-        self._require_open("publish")
+        self.require_open("publish")
         return await self.channel.publish(event)
 
     async def cancel(self, run_id: str) -> None:

@@ -43,6 +43,15 @@ class ClientView(View):
         super().__init__(tree, window=window, load_older=session.fetch_older)
         self.session = session
 
+    def close(self) -> None:
+        """Stop following the tree; every write then raises `UsageError`. Idempotent."""
+        super().close()
+        self.session.forget_view(self)
+
+    def _require_open(self, action: str) -> None:
+        self.session.require_open(action)  # a closed session closed its views: say which
+        super()._require_open(action)
+
     async def send(
         self,
         content: Content,
@@ -55,9 +64,11 @@ class ClientView(View):
         """Send a new message after this view's last message.
 
         Raises:
+            UsageError: the view (or its session) is closed.
             EntryTooLarge, CodecError: refused before anything was folded or published.
             BusError: the publish failed (the optimistic message is taken back).
         """
+        self._require_open("send")
         event = _input(
             event_id=new_id(),
             message_id=new_id(),
@@ -80,6 +91,7 @@ class ClientView(View):
         headers: Mapping[str, str] | None = None,
     ) -> ActiveRun:
         """Replace input `message_id` with new content: a sibling this view selects at once."""
+        self._require_open("edit")
         parent, fork_of = self.edit_target(message_id)
         original = self.tree.input_nodes[message_id].event
         event = _input(
@@ -105,7 +117,9 @@ class ClientView(View):
         headers: Mapping[str, str] | None = None,
     ) -> ActiveRun:
         """Answer again the message that assistant message `message_id` answered: a sibling
-        run, which this view selects when it starts."""
+        run, which this view selects when its first message arrives (a run that ends
+        without one, rejected say, changes nothing on screen)."""
+        self._require_open("regenerate")
         _run_id, parent = self.regenerate_target(message_id)
         event = _input(
             event_id=new_id(),
@@ -190,6 +204,7 @@ class ClientView(View):
     async def _continue(
         self, call_ids: list[str], payload: list[dict[str, Any]], *, role: str, pool: str | None
     ) -> ActiveRun:
+        self._require_open("answer a tool call")
         message_id, run_id = await self._answerable(call_ids, role)
         event = _input(
             event_id=new_id(),

@@ -10,7 +10,10 @@ Sibling groups:
   transitively to the group's root, as long as the parent is the same. A `fork-of` cycle
   resolves to its oldest member as root; a dangling target leaves the input a root of its own
   (and the group re-forms when the target arrives).
-- regenerations: the runs answering the same message (their anchor).
+- regenerations: the runs answering the same message (their anchor) that have a message. A
+  run joins its group with its first message: until then (and for good, if it produces
+  none: rejected, failed, lost early) it has no alternative to show, and a view that
+  selected it would show nothing where an answer stood.
 Groups list their members oldest first.
 """
 
@@ -77,7 +80,7 @@ class Structure:
 
     def _run_group(self, run: RunNode) -> GroupKey | None:
         anchor = run.anchor
-        if anchor is None or (not run.messages and run.start is None):
+        if anchor is None or not run.messages:
             return None
         group = ("regen", anchor)
         self.group_of_run[run.run_id] = group
@@ -104,30 +107,25 @@ class Structure:
         return True
 
     def start_run(self, run: RunNode) -> bool:
-        if run.messages or run.run_id in self.group_of_run:
-            return False
-        group = ("regen", run.anchor or "")
-        if self.members.get(group) or run.anchor is None:
-            return False  # a sibling run: selections may change
-        self.group_of_run[run.run_id] = group
-        self.members[group] = [run.run_id]
-        return True
+        # A run joins its group with its first message: a start alone changes no shape,
+        # unless it moves messages placed by their own `parent` until now.
+        return not run.messages
 
     def append_run_message(self, run: RunNode, message_id: str) -> bool:
         key = self._tree.message_key(message_id)
         if not self._is_last(key):
             return False
         group = self.group_of_run.get(run.run_id)
-        if group is None:
-            if run.start is not None or run.anchor is None:
+        if group is None:  # the run's first message: the run joins its group
+            if run.anchor is None:
                 return False
             group = ("regen", run.anchor)
             if self.members.get(group):
-                return False
+                return False  # a sibling run: views may select it
             self.group_of_run[run.run_id] = group
             self.members[group] = [run.run_id]
-        elif len(self.members[group]) > 1 and run.messages[0] == message_id:
-            return False  # the first message of a sibling run: views may select it
+        elif run.messages[0] == message_id:
+            return False  # a new first message: the run's place may change
         self.key[message_id] = key
         self.order.append(message_id)
         self.up[message_id] = run.anchor

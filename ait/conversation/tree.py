@@ -4,6 +4,7 @@
 tree = Tree()
 errors = tree.apply(entries)        # [(entry_id, event), ...]: a read, a page, a subscription
 tree.message("m1").text             # a Message snapshot
+tree.runs(); len(tree); list(tree)  # runs; messages (every branch, entry order)
 view = View(tree)                   # what a UI renders: see view.py
 ```
 
@@ -24,7 +25,7 @@ Rules the fold keeps (each is tested):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -35,7 +36,7 @@ from .message import EntryKey, Message, MessageState
 from .runs import RunInfo, RunNode, run_info, targets
 from .structure import Structure
 
-__all__ = ["FoldError", "Tree", "TreeListener"]
+__all__ = ["FoldError", "Runs", "Tree", "TreeListener"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,13 @@ class FoldError:
 
     entry_id: str | None
     reason: str
+
+
+class Runs(list[RunInfo]):
+    """What `tree.runs` gives: a list of runs, oldest first, that `tree.runs()` calls."""
+
+    def __call__(self) -> list[RunInfo]:
+        return list(self)
 
 
 class TreeListener(Protocol):
@@ -415,13 +423,18 @@ class Tree:
         return message_id in self._inputs or message_id in self._run_of_message
 
     def run(self, run_id: str) -> RunInfo | None:
+        """The run with this id, as it stands now."""
         run = self._runs.get(run_id)
         return run_info(run) if run is not None else None
 
     @property
-    def runs(self) -> list[RunInfo]:
-        """Every run, oldest first."""
-        return [run_info(r) for r in sorted(self._runs.values(), key=lambda r: r.key)]
+    def runs(self) -> Runs:
+        """Every run, oldest first: call it, `tree.runs()`, like the tree's other readers.
+
+        The call gives a plain list. Without the call (the older spelling), the same runs
+        as a list that is also callable, so code written either way works.
+        """
+        return Runs(run_info(r) for r in sorted(self._runs.values(), key=lambda r: r.key))
 
     def run_for_input(self, input_message_id: str) -> RunInfo | None:
         """The newest run started for the input with this message id."""
@@ -463,7 +476,13 @@ class Tree:
         return run.messages[index - 1] if index > 0 else run.anchor
 
     def __len__(self) -> int:
+        """The number of messages, on every branch."""
         return len(self._inputs) + len(self._run_of_message)
+
+    def __iter__(self) -> Iterator[Message]:
+        """Every message of every branch, oldest first (entry order), as snapshots."""
+        for message_id in list(self.structure.order):
+            yield self.snapshot(message_id)
 
     # internal views of the structure, for `View` and `Structure`
     @property

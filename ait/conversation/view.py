@@ -13,14 +13,22 @@ has not selected. A message is shown when it is the selected member of its sibli
 (if it has siblings) and the message it follows is shown too. Messages that merely share a
 parent without being forks of one another (two inputs sent at once) are all shown.
 
-Selection rules:
+Selection rules (selection.py keeps them):
 - by default a group shows its newest member;
 - a group this view is showing keeps showing the same member when another client adds a
   sibling (the branch is pinned);
 - this view's own edit selects the new sibling at once; its own regenerate selects the new
-  run when that run starts;
+  run when that run has its first message (a run without a message is no alternative: it
+  has nothing to show), unless this view chose in that group since it asked;
+- a run started again for the same input (an agent restarted a lost run) replaces it: a
+  view whose choice in the group is the replaced run moves to the replacement when that
+  has its first message; a view that chose another alternative stays, and the replaced
+  run stays selectable;
 - a selection whose member disappeared falls back to the newest;
 - views never share selection.
+
+Changes: one per batch at most, and only when what is shown changed: the list
+(`structure`), or some shown messages, whose content or sibling arrows changed (`content`).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import anyio
 
 from ..errors import UsageError
 from .message import Message
+from .selection import Selection
 from .structure import GroupKey, Structure
 from .tree import Tree
 
@@ -44,7 +53,8 @@ LoadOlder = Callable[[int], Awaitable[object]]
 
 @dataclass(frozen=True, slots=True)
 class ViewChange:
-    """What changed in a view: `structure` (re-render the list) or `content` of some messages."""
+    """What changed in a view: `structure` (re-render the list), or `content`: the messages
+    named must be drawn again (their content changed, or they gained or lost a sibling)."""
 
     kind: Literal["structure", "content"]
     message_ids: tuple[str, ...] = ()
@@ -62,14 +72,11 @@ class View:
 
     def __init__(self, tree: Tree, *, window: int = 50, load_older: LoadOlder | None = None):
         if window < 1:
-            raise UsageError("a view's window must be at least 1 message")
+            raise UsageError(f"a view's window must be at least 1 message, not {window}")
         self.tree = tree
         self.initial_window = window
         self._load_older = load_older
-        self._explicit: dict[GroupKey, str] = {}
-        self._displayed: dict[GroupKey, str] = {}
-        self._select_when_seen: set[str] = set()  # own edits: input message ids
-        self._select_run_for: set[str] = set()  # own regenerates: request input message ids
+        self._selection = Selection(tree)
         self._visible: list[str] = []
         #: The oldest shown message: the window starts at its entry, wherever that moves
         #: (older entries of it arrive, or an optimistic input is echoed).
@@ -82,16 +89,28 @@ class View:
         self._streams: list[ViewChanges] = []
         self._closed = False
         self._vis: dict[str, bool] = {}
+        #: Each shown alternative's (selected index, sibling count): what its arrows draw.
+        self._arrows: dict[str, tuple[int, int]] = {}
         tree.add_listener(self)
         self._recompute()
+        self._redraw_arrows()
 
     def close(self) -> None:
-        """Stop following the tree. Idempotent."""
+        """Stop following the tree. Idempotent. A closed view still reads as it stood, but
+        places nothing: its write helpers raise `UsageError` (its last message is stale)."""
         if not self._closed:
             self._closed = True
             self.tree.remove_listener(self)
             for stream in list(self._streams):
                 stream.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _require_open(self, action: str) -> None:
+        if self._closed:
+            raise UsageError(f"unable to {action}; the view is closed")
 
     # -- what is shown -----------------------------------------------------------------------
 
@@ -130,6 +149,7 @@ class View:
         if revealed:
             self._from_id = self._visible[hidden - revealed]
             self._refresh_shown()
+            self._redraw_arrows()
             self._emit(ViewChange("structure", tuple(self._shown)))
         return revealed
 
@@ -153,8 +173,9 @@ class View:
 
     def siblings(self, message_id: str) -> list[Message]:
         """The alternatives of a message, oldest first: edits of an input, or the first
-        message of each regenerated run of an output. A message without siblings gives
-        itself alone."""
+        message of each regenerated run of a run's first message. A message without
+        siblings gives itself alone, and so does a later message of a run: its run's
+        alternatives are those of the run's first message."""
         group = self._group_of(message_id)
         if group is None:
             return [self.tree.snapshot(message_id)]
@@ -165,15 +186,8 @@ class View:
         group = self._group_of(message_id)
         if group is None:
             return 0
-        chosen = self._choice(group)
-        members = self.structure.members[group]
-        representatives = self._representatives(group)
-        if group[0] == "edit":
-            return representatives.index(chosen) if chosen in representatives else 0
-        run_first = [self._first_message(run_id) for run_id in members]
-        first = self._first_message(chosen)
-        shown = [m for m in run_first if m is not None]
-        return shown.index(first) if first in shown else len(shown) - 1
+        # Members and alternatives go one to one: a run is a member once it has a message.
+        return self.structure.members[group].index(self._selection.choice(group))
 
     def select(self, message_id: str, index: int) -> None:
         """Show alternative `index` of `siblings(message_id)` from now on."""
@@ -187,14 +201,8 @@ class View:
             return
         chosen = representatives[index]
         shown_before = len(self._shown)
-        if group[0] == "regen":
-            run_id = self.tree.run_of(chosen)
-            assert run_id is not None
-            chosen_member = run_id
-        else:
-            chosen_member = chosen
-        self._explicit[group] = chosen_member
-        changed = self._recompute(emit=False)
+        self._selection.choose(group, self.structure.members[group][index])
+        changed = self._recompute()
         if chosen not in self._index and chosen in self._visible:
             # The branch chosen is older than the window's start (the window is anchored on
             # an entry of the branch left): show from the chosen message on, and at least
@@ -203,17 +211,18 @@ class View:
             start = min(self._visible.index(chosen), max(0, len(self._visible) - count))
             self._from_id = self._visible[start]
             changed = self._refresh_shown() or changed
-        if changed:
-            self._emit(ViewChange("structure", tuple(self._shown)))
+        self._report(changed, self._redraw_arrows())
 
     # -- helpers for writes (the client session uses them) -----------------------------------
 
     def send_parent(self) -> str | None:
         """The parent of a new message sent from this view: its last message."""
+        self._require_open("send")
         return self.last_message_id
 
     def edit_target(self, message_id: str) -> tuple[str | None, str]:
         """(parent, fork_of) of an edit of input `message_id`."""
+        self._require_open("edit")
         node = self.tree.input_nodes.get(message_id)
         if node is None:
             raise UsageError(f"unable to edit {message_id!r}: it is not an input message")
@@ -222,6 +231,7 @@ class View:
     def regenerate_target(self, message_id: str) -> tuple[str, str | None]:
         """(run id, parent) of a regeneration of output `message_id`: the run to redo and
         the message it answered."""
+        self._require_open("regenerate")
         run_id = self.tree.run_of(message_id)
         if run_id is None:
             raise UsageError(f"unable to regenerate {message_id!r}: it is not an agent's message")
@@ -229,13 +239,16 @@ class View:
 
     def expect_edit(self, new_message_id: str) -> None:
         """Select the edit `new_message_id` (this view's own) as soon as it is in the tree."""
-        self._select_when_seen.add(new_message_id)
-        self._recompute()
+        self._require_open("edit")
+        self._selection.expect_edit(new_message_id)
+        self._report(self._recompute(), self._redraw_arrows())
 
     def expect_regenerate(self, request_message_id: str) -> None:
-        """Select the run started for regenerate request `request_message_id` when it starts."""
-        self._select_run_for.add(request_message_id)
-        self._recompute()
+        """Select the run started for regenerate request `request_message_id` when it has its
+        first message, unless this view chooses another alternative of it meanwhile."""
+        self._require_open("regenerate")
+        self._selection.expect_regenerate(request_message_id)
+        self._report(self._recompute(), self._redraw_arrows())
 
     # -- changes -----------------------------------------------------------------------------
 
@@ -264,16 +277,43 @@ class View:
 
     def tree_changed(self, reshaped: bool, appended: list[str], messages: set[str]) -> None:
         if reshaped or self._from_id is None:  # the first messages seen set the window too
-            restructured = self._recompute(emit=False)
-        else:
-            restructured = any([self._append(mid) for mid in appended])
+            restructured = self._recompute()
+            redraw = self._redraw_arrows()
+        else:  # appended in groups of their own: no shown message gained a sibling
+            shown = [mid for mid in appended if self._append(mid)]
+            restructured = bool(shown)
+            redraw = self._redraw_arrows(shown)
         index = self._index
-        touched = tuple(mid for mid in messages if mid in index)
+        touched = {mid for mid in messages if mid in index}
         self._dirty.update(touched)
+        self._report(restructured, touched | redraw)
+
+    def _report(self, restructured: bool, redraw: set[str]) -> None:
+        """Emit one change: the list when it changed, else the shown messages to draw again
+        (their content changed, or they gained or lost a sibling); nothing otherwise."""
         if restructured:
             self._emit(ViewChange("structure", tuple(self._shown)))
-        elif touched:
-            self._emit(ViewChange("content", touched))
+        elif redraw:
+            index = self._index
+            self._emit(ViewChange("content", tuple(sorted(redraw, key=index.__getitem__))))
+
+    def _redraw_arrows(self, message_ids: list[str] | None = None) -> set[str]:
+        """Note the arrows of the shown alternatives (all of them, or `message_ids`, newly
+        shown); return the shown messages whose arrows changed."""
+        before = self._arrows
+        if message_ids is None:
+            self._arrows, message_ids = {}, self._shown
+        changed: set[str] = set()
+        for mid in message_ids:
+            group = self._group_of(mid)
+            if group is None:
+                continue
+            members = self.structure.members[group]
+            arrows = (members.index(self._selection.choice(group)), len(members))
+            if before.get(mid, arrows) != arrows:
+                changed.add(mid)
+            self._arrows[mid] = arrows
+        return changed
 
     @property
     def structure(self) -> Structure:
@@ -290,7 +330,7 @@ class View:
             return False
         owner = structure.group.get(message_id)
         if owner is not None:
-            self._displayed[owner[0]] = owner[1]
+            self._selection.shown_also(*owner)
         self._visible.append(message_id)
         if self._from_id is None and self._settled(message_id):
             self._from_id = message_id
@@ -300,27 +340,17 @@ class View:
             self._cache.append(self.tree.snapshot(message_id))
         return True
 
-    def _recompute(self, emit: bool = True) -> bool:
-        """Work out the shown messages again; True (and a change emitted) if they changed."""
+    def _recompute(self) -> bool:
+        """Work out the shown messages again; True if they changed (the caller reports it)."""
         structure = self.structure
-        self._apply_pending(structure)
-        # Pin: a group shown with its default member keeps that member when a sibling comes.
-        for group, shown_member in self._displayed.items():
-            members = structure.members.get(group)
-            if (
-                members
-                and group not in self._explicit
-                and members[-1] != shown_member
-                and shown_member in members
-            ):
-                self._explicit[group] = shown_member
+        self._selection.settle(structure)
         visible = self._visible_ids(structure)
         displayed: dict[GroupKey, str] = {}
         for mid in visible:
             owner = structure.group.get(mid)
             if owner is not None:
                 displayed[owner[0]] = owner[1]
-        self._displayed = displayed
+        self._selection.shown(displayed)
         changed = visible != self._visible
         self._visible = visible
         if self._from_id is not None and self._from_id not in structure.key:
@@ -332,10 +362,7 @@ class View:
             # another client's message may turn out to come before it.
             newest = visible[max(0, len(visible) - self.initial_window) :]
             self._from_id = next((m for m in newest if self._settled(m)), None)
-        changed = self._refresh_shown() or changed
-        if changed and emit:
-            self._emit(ViewChange("structure", tuple(self._shown)))
-        return changed
+        return self._refresh_shown() or changed
 
     def _settled(self, message_id: str) -> bool:
         node = self.tree.input_nodes.get(message_id)
@@ -347,35 +374,12 @@ class View:
         shown = (
             list(self._visible) if start is None else [m for m in self._visible if key[m] >= start]
         )
-        if shown == self._shown and self._cache is not None:
+        if shown == self._shown:
             return False
         self._shown = shown
         self._index = {mid: i for i, mid in enumerate(shown)}
         self._cache = None
         return True
-
-    def _apply_pending(self, structure: Structure) -> None:
-        for message_id in list(self._select_when_seen):
-            group = structure.group_of_input.get(message_id)
-            if group is not None:
-                self._explicit[group] = message_id
-                self._select_when_seen.discard(message_id)
-        for request in list(self._select_run_for):
-            run = self.tree.run_for_input(request)
-            if run is not None:
-                group = structure.group_of_run.get(run.run_id)
-                if group is not None:
-                    self._explicit[group] = run.run_id
-                    self._select_run_for.discard(request)
-
-    def _choice(self, group: GroupKey) -> str:
-        members = self.structure.members[group]
-        chosen = self._explicit.get(group)
-        if chosen is not None and chosen in members:
-            return chosen
-        if chosen is not None:
-            del self._explicit[group]  # stale: the member is gone; fall back to the newest
-        return members[-1]
 
     def _visible_ids(self, structure: Structure) -> list[str]:
         memo: dict[str, bool] = {}
@@ -391,7 +395,7 @@ class View:
                 return True
             chosen = choices.get(group)
             if chosen is None:
-                chosen = choices[group] = self._choice(group)
+                chosen = choices[group] = self._selection.choice(group)
             return chosen == member
 
         visible: list[str] = []
@@ -416,22 +420,27 @@ class View:
         return visible
 
     def _group_of(self, message_id: str) -> GroupKey | None:
+        """The sibling group whose alternative `message_id` is; None when it is no
+        alternative of anything: it has no group, or it is a later message of a run (the
+        branch point is the run's first message; the rest come with it)."""
         owner = self.structure.group.get(message_id)
         if owner is None:
             if not self.tree.is_placed(message_id):
                 raise UsageError(f"no message {message_id!r} in this conversation")
             return None
-        return owner[0]
+        group, member = owner
+        if group[0] == "regen" and self.tree.run_nodes[member].messages[0] != message_id:
+            return None
+        return group
 
     def _representatives(self, group: GroupKey) -> list[str]:
+        """The alternatives of a group, one per member: its inputs, or its runs' first
+        messages (a run is a member once it has one)."""
         members = self.structure.members[group]
         if group[0] == "edit":
             return list(members)
-        return [m for m in (self._first_message(r) for r in members) if m is not None]
-
-    def _first_message(self, run_id: str) -> str | None:
-        run = self.tree.run_nodes.get(run_id)
-        return run.messages[0] if run is not None and run.messages else None
+        runs = self.tree.run_nodes
+        return [runs[run_id].messages[0] for run_id in members]
 
 
 class ViewChanges:

@@ -207,7 +207,7 @@ def dump(tree: ait.Tree) -> dict[str, Any]:
     order = tree.structure.order
     return {
         "messages": {mid: tree.snapshot(mid).model_dump() for mid in sorted(order)},
-        "runs": {info.run_id: info.model_dump() for info in tree.runs},
+        "runs": {info.run_id: info.model_dump() for info in tree.runs()},
         "order": list(order),
     }
 

@@ -243,7 +243,7 @@ async def test_cancel_all_stops_this_clients_runs_only(
     assert (await ended(a2)).status == "cancelled"
     assert (await ended(b1)).status == "complete"
     tree = await fold(bus.channel(channel_name))
-    statuses = {info.client_id: info.status for info in tree.runs if info.client_id == "bob"}
+    statuses = {info.client_id: info.status for info in tree.runs() if info.client_id == "bob"}
     assert statuses == {"bob": "complete"}
 
 
@@ -256,7 +256,7 @@ async def test_cancelling_a_finished_run_changes_nothing(
     await active.cancel()
     await alice.cancel_all()
     channel = bus.channel(channel_name)
-    await wait_for(lambda: len(alice.tree.runs) == 1)
+    await wait_for(lambda: len(alice.tree.runs()) == 1)
     tree = await fold(channel)
     assert status(tree, info.run_id) == "complete"
     assert alice.view.messages[-1].status == "complete"

@@ -1,13 +1,14 @@
 """Edits and regenerations make branches; each view picks its own branch by the view rules:
-its own edit at once, its own regenerate when the run starts, other views (of this client
-or another) stay pinned on what they showed, a late joiner shows the newest siblings."""
+its own edit at once, its own regenerate when the new run has a message, other views (of
+this client or another) stay pinned on what they showed, a late joiner shows the newest
+siblings."""
 
 from __future__ import annotations
 
 import ait
 from ait.testing import ScriptedProvider
 
-from .helpers import Agent, Connect, ended, events, shown, started, status, wait_for
+from .helpers import Agent, Connect, ended, events, serving, shown, started, status, wait_for
 
 
 def texts(view: ait.View) -> list[str]:
@@ -31,13 +32,13 @@ async def test_edit_and_regenerate_across_views_and_clients(
     for view in (alice.view, alice_other, bob.view):
         await wait_for(lambda v=view: texts(v) == ["hi", "first answer"])
 
-    # -- regenerate: the regenerating view selects the new run when it starts ---------------
+    # -- regenerate: the regenerating view selects the new run with its first message -------
     redo = await alice.view.regenerate(a1)
     assert texts(alice.view) == ["hi", "first answer"]  # nothing runs yet: unchanged
     second_run = await started(redo)
     assert second_run != first.run_id
-    # Started, no output yet: the new (empty) run is selected, so the old answer is hidden.
-    assert [m.id for m in alice.view.messages] == [u1]
+    # Started: the old answer stays until the new one has a word (then that one shows).
+    assert [m.id for m in alice.view.messages][0] == u1 and len(alice.view.messages) == 2
     second = await ended(redo)
     (a2,) = second.message_ids
     assert texts(alice.view) == ["hi", "second answer"]
@@ -171,3 +172,72 @@ async def test_bad_branch_targets_are_usage_errors(
     assert len(await events(channel)) == before  # nothing was published
     assert shown(alice.view) == shown(alice.view)
     assert [m.id for m in alice.view.messages] == [active.message_id, answer]
+
+
+async def test_a_rejected_regeneration_leaves_the_view_as_it_was(
+    bus: ait.Bus, channel_name: str, agent: Agent, connect: Connect
+) -> None:
+    """`multitask="reject"` while another run streams: the rejected run has no message, so
+    there is nothing to select; the view keeps the answer, and the run still streaming."""
+    alice = await connect("alice")
+    first = await ended(await alice.view.send("hi"))
+    (a1,) = first.message_ids
+    agent.provider = ScriptedProvider(["tick "] * 400, delay=0.05)
+    slow = await alice.view.send("count slowly")
+    await wait_for(lambda: len(alice.view.messages) == 4)
+    before = [m.id for m in alice.view.messages]
+    changes: list[ait.ViewChange] = []
+    alice.view.on_change(changes.append)
+
+    redo = await alice.view.regenerate(a1, multitask="reject")
+    rejected = await ended(redo)
+    assert (rejected.status, rejected.error and rejected.error.code) == ("error", "rejected")
+    assert rejected.message_ids == ()
+    assert [m.id for m in alice.view.messages] == before
+    assert [m.id for m in alice.view.siblings(a1)] == [a1]
+    assert all(change.kind == "content" for change in changes)  # only the ticks
+    assert alice.view.messages[-1].status == "streaming"
+    await slow.cancel()
+    assert (await ended(slow)).status == "cancelled"
+
+
+async def test_a_view_follows_the_restart_of_a_lost_run(
+    bus: ait.Bus, channel_name: str, pool_name: str, connect: Connect
+) -> None:
+    """A worker dies mid-answer; another ends its run `agent-lost` and, with `restart_lost`,
+    answers again: every view that showed the dead partial answer shows the new one."""
+    alice = await connect("alice")
+    bob = await connect("bob", invoke=None)
+    asked = await alice.view.send("hello?")
+    queue = bus.pool(pool_name)
+    try:
+        ((_, invocation),) = await queue.read("dead-worker", 1, 1000)
+    finally:
+        await queue.aclose()
+    doomed = ait.AgentSession(bus, channel_name)
+    await doomed.__aenter__()
+    try:
+        lost = doomed.create_run(invocation)
+        await lost.start()
+        await lost.pipe(ScriptedProvider(["half an ans"]).stream())
+        doomed.tasks.stop()  # the worker dies: its run is never ended, its entry never acked
+        for view in (alice.view, bob.view):
+            await wait_for(lambda v=view: texts(v) == ["hello?", "half an ans"])
+
+        provider = ScriptedProvider(["a whole answer"])
+        options = {"lease": 1, "restart_lost": True, "block_ms": 100}
+        async with serving(bus, pool_name, provider=provider, **options):
+            error = (await ended(asked)).error
+            assert error is not None and error.code == "agent-lost"
+            for view in (alice.view, bob.view):
+                await wait_for(lambda v=view: texts(v) == ["hello?", "a whole answer"])
+        answer = alice.view.messages[-1]
+        assert [m.text for m in alice.view.siblings(answer.id)] == ["half an ans", "a whole answer"]
+        assert alice.view.selected_index(answer.id) == 1
+        restarted = alice.tree.run_for_input(asked.message_id)
+        assert restarted is not None and restarted.run_id != lost.run_id
+        # The dead answer stays reachable, and a choice of it stands.
+        bob.view.select(answer.id, 0)
+        assert texts(bob.view) == ["hello?", "half an ans"]
+    finally:
+        await doomed.__aexit__(None, None, None)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
+
 import ait
 from ait.client import ClientSession
 from ait.ids import new_id
@@ -88,6 +90,55 @@ async def test_load_older_pages_back_to_the_start(bus: ait.Bus, channel_name: st
         assert len(other.messages) == 3 and other.has_older  # untouched by `view`
         assert await other.load_older(1000) == total - 3
         assert len(counter.pages) == pages  # all folded already: revealed without reading
+
+
+class CursorLog:
+    """The `before` cursor of each history page a session reads."""
+
+    def __init__(self, session: ClientSession) -> None:
+        self.cursors: list[str | None] = []
+        read: Callable[..., Awaitable[list[ait.Entry]]] = session.channel.history
+
+        async def history(before: str | None = None, **kwargs: Any) -> list[ait.Entry]:
+            self.cursors.append(before)
+            await anyio.sleep(0.01)  # a round trip long enough for the other call to start
+            return await read(before, **kwargs)
+
+        session.channel.history = history  # type: ignore[method-assign]
+
+
+async def test_concurrent_load_older_calls_read_each_page_once(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    channel = bus.channel(channel_name)
+    await seed(channel, TURNS)
+    full = await fold(channel)
+    # 20 entries a page hold 4 exchanges, 8 messages: one page fills a window of 4.
+    session = ClientSession(
+        bus, channel_name, client_id="alice", invoke=None, window=4, page_size=20
+    )
+    log = CursorLog(session)
+    async with session:
+        view, other = session.view, session.create_view(window=4)
+        opened = len(log.cursors)
+        revealed: list[int] = []
+
+        async def load(target: ait.View) -> None:
+            revealed.append(await target.load_older(10))
+
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(load, view)
+                tg.start_soon(load, view)
+                tg.start_soon(load, other)
+        assert revealed == [10, 10, 10]
+        newest(view, full, 24)
+        newest(other, full, 14)
+        reads = log.cursors[opened:]
+        assert len(reads) == len(set(reads)), f"a page was read twice: {reads}"
+        # 20 more messages for `view`: 16 beyond what opening read, two pages; `other`
+        # wanted fewer, all folded by then.
+        assert len(reads) == 2
 
 
 async def test_load_older_on_a_trimmed_stream_stops_at_what_is_left(

@@ -618,10 +618,12 @@ async def test_writing_after_close_is_a_usage_error(
 
     with pytest.raises(ait.UsageError, match="unable to send; the session is closed"):
         await alice.view.send("too late")
-    with pytest.raises(ait.UsageError, match="unable to send; the session is closed"):
+    with pytest.raises(ait.UsageError, match="unable to regenerate; the session is closed"):
         await alice.view.regenerate(info.message_ids[0])
-    with pytest.raises(ait.UsageError, match="unable to send; the session is closed"):
+    with pytest.raises(ait.UsageError, match="unable to edit; the session is closed"):
         await alice.view.edit(active.message_id, "too late")
+    with pytest.raises(ait.UsageError, match="unable to answer a tool call; the session is"):
+        await alice.view.approve("call-1")
     with pytest.raises(ait.UsageError, match="unable to publish; the session is closed"):
         await alice.cancel_all()
     with pytest.raises(ait.UsageError, match="unable to publish; the session is closed"):
@@ -632,6 +634,50 @@ async def test_writing_after_close_is_a_usage_error(
     assert await bus.pool(pool_name).length() == queued
     # Nothing was folded either.
     assert [m.id for m in alice.view.messages] == [active.message_id, info.message_ids[0]]
+
+
+async def test_a_closed_view_writes_nothing(
+    bus: ait.Bus, channel_name: str, pool_name: str, agent: Agent, connect: Connect
+) -> None:
+    """A closed view stops following the tree: its last message is stale, and a write from
+    it would fork the conversation there. Every write is refused."""
+    alice = await connect("alice")
+    active = await alice.view.send("hi")
+    info = await ended(active)
+    extra = alice.create_view()
+    extra.close()
+    extra.close()  # idempotent
+    assert extra.closed and not alice.view.closed
+    await ended(await alice.view.send("later"))
+    channel = bus.channel(channel_name)
+    before = len(await events(channel))
+    queued = await bus.pool(pool_name).length()
+
+    with pytest.raises(ait.UsageError, match="unable to send; the view is closed"):
+        await extra.send("x")
+    with pytest.raises(ait.UsageError, match="unable to edit; the view is closed"):
+        await extra.edit(active.message_id, "x")
+    with pytest.raises(ait.UsageError, match="unable to regenerate; the view is closed"):
+        await extra.regenerate(info.message_ids[0])
+    with pytest.raises(ait.UsageError, match="unable to answer a tool call; the view is closed"):
+        await extra.send_tool_result("call-1", 1)
+    with pytest.raises(ait.UsageError, match="unable to answer a tool call; the view is closed"):
+        await extra.send_tool_results({"call-1": 1})
+    with pytest.raises(ait.UsageError, match="unable to answer a tool call; the view is closed"):
+        await extra.approve("call-1")
+    assert len(await events(channel)) == before
+    assert await bus.pool(pool_name).length() == queued
+    assert len(alice.view.messages) == 4  # the open view still writes
+    await ended(await alice.view.send("still fine"))
+
+
+async def test_a_view_window_below_one_is_refused(connect: Connect) -> None:
+    alice = await connect("alice", invoke=None, window=3)
+    for window in (0, -1):
+        with pytest.raises(ait.UsageError, match=f"at least 1 message, not {window}"):
+            alice.create_view(window=window)
+    assert alice.create_view().initial_window == 3  # None: the session's window
+    assert alice.create_view(window=1).initial_window == 1
 
 
 async def test_a_session_is_used_once(bus: ait.Bus, channel_name: str) -> None:
@@ -648,6 +694,8 @@ async def test_a_session_is_used_once(bus: ait.Bus, channel_name: str) -> None:
             pass
     with pytest.raises(ait.UsageError, match="client_id"):
         ClientSession(bus, channel_name, client_id="")
+    with pytest.raises(ait.UsageError, match="window must be at least 1 message, not 0"):
+        ClientSession(bus, channel_name, client_id="alice", window=0)
     with pytest.raises(ait.InvalidName):
         ClientSession(bus, "no spaces here", client_id="alice")
 

@@ -232,7 +232,7 @@ def dump(tree: Tree, script: Script) -> dict[str, Any]:
     view = View(tree, window=10_000)
     return {
         "messages": {mid: tree.message(mid) for mid in script.message_ids},
-        "runs": tree.runs,
+        "runs": tree.runs(),
         "view": view.messages,
         "siblings": {mid: [m.id for m in view.siblings(mid)] for mid in view.message_ids},
         "selected": {mid: view.selected_index(mid) for mid in view.message_ids},

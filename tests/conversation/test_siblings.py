@@ -111,7 +111,7 @@ def test_runs_answering_one_message_are_siblings_oldest_first() -> None:
             tree.apply([entry])
         for member in ("a1", "a2", "a3"):
             assert siblings(tree, member) == ["a1", "a2", "a3"]
-        assert [run.run_id for run in tree.runs] == ["r1", "r2", "r3"]
+        assert [run.run_id for run in tree.runs()] == ["r1", "r2", "r3"]
 
 
 def test_a_regenerated_run_is_placed_by_its_run_start_not_its_request() -> None:

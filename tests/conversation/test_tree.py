@@ -34,7 +34,35 @@ def test_inputs_are_keyed_by_message_id_and_outputs_by_run() -> None:
     assert (u2.role, u2.parent, u2.client_id, u2.text) == ("user", "a1", "alice", "hi")
     assert (a2.role, a2.run_id, a2.text) == ("assistant", "r2", "Bye")
     assert tree.message("r2") is None
+    assert [run.run_id for run in tree.runs()] == ["r1", "r2"]
+
+
+def test_runs_is_a_reader_called_like_the_others_and_still_reads_as_a_list() -> None:
+    tree = fold(two_turns().entries)
+    runs = tree.runs()
+    assert type(runs) is list
+    assert [run.run_id for run in runs] == ["r1", "r2"]
+    assert tree.run("r2") == runs[1]
+    assert tree.runs == runs  # the older spelling, without the call, still works
     assert [run.run_id for run in tree.runs] == ["r1", "r2"]
+    assert Tree().runs() == []
+
+
+def test_a_tree_iterates_every_message_of_every_branch_in_entry_order() -> None:
+    chat = two_turns()
+    chat.user("u2b", "edited", parent="a1", fork_of="u2")
+    chat.start("r3", "u2b", parent="u2b")
+    chat.say("r3", "a3", "to the edit", parent="u2b")
+    chat.regenerate("q1", "a3", parent="u2b")
+    chat.start("r4", "q1", parent="u2b", regenerate="a3")
+    chat.end("r4", "error", error=("rejected", "busy"))  # no message: nothing to iterate
+    tree = fold(chat.entries)
+    tree.add_optimistic(user_input("u3", "on its way", parent="a3"))
+    messages = list(tree)
+    assert [m.id for m in messages] == ["u1", "a1", "u2", "a2", "u2b", "a3", "u3"]
+    assert len(messages) == len(tree)
+    assert messages[-1].optimistic and messages[1] == tree.message("a1")
+    assert list(Tree()) == []
 
 
 def test_run_info_tells_a_runs_place_and_owner() -> None:
@@ -163,7 +191,7 @@ def test_runs_are_ordered_by_their_start_entry() -> None:
     chat = two_turns()
     tree = Tree()
     tree.apply(reversed(chat.entries))
-    assert [run.run_id for run in tree.runs] == ["r1", "r2"]
+    assert [run.run_id for run in tree.runs()] == ["r1", "r2"]
     assert ids(tree) == ["u1", "a1", "u2", "a2"]
 
 
@@ -302,12 +330,12 @@ def test_applying_an_entry_twice_changes_nothing() -> None:
     tree = fold(chat.entries)
     before = (
         [tree.message(mid) for mid in ("u1", "a1", "u2", "a2")],
-        tree.runs,
+        tree.runs(),
         ids(tree),
     )
     assert tree.apply(chat.entries) == []
     tree.apply([chat.entries[2]] * 3)
-    after = ([tree.message(mid) for mid in ("u1", "a1", "u2", "a2")], tree.runs, ids(tree))
+    after = ([tree.message(mid) for mid in ("u1", "a1", "u2", "a2")], tree.runs(), ids(tree))
     assert after == before
     assert message_of(tree, "a1").text == "Hello"
 

@@ -126,8 +126,9 @@ def test_a_view_of_a_fresh_tree_is_empty() -> None:
 
 
 def test_a_window_below_one_is_refused() -> None:
-    with pytest.raises(ait.UsageError):
-        View(Tree(), window=0)
+    for window in (0, -1):
+        with pytest.raises(ait.UsageError, match=f"at least 1 message, not {window}"):
+            View(Tree(), window=window)
 
 
 # -- pinning ------------------------------------------------------------------------------
@@ -204,7 +205,7 @@ def test_an_own_edit_seen_only_when_echoed_is_selected() -> None:
     assert view.message_ids == ["u1", "a1", "u2b", "a-u2b"]
 
 
-def test_an_own_regenerate_selects_the_new_run_when_it_starts() -> None:
+def test_an_own_regenerate_selects_the_new_run_when_it_has_a_message() -> None:
     chat = conversation()
     tree, view = live(chat)
     run_id, anchor = view.regenerate_target("a2")
@@ -217,7 +218,8 @@ def test_an_own_regenerate_selects_the_new_run_when_it_starts() -> None:
     before = len(chat.entries)
     chat.start("r-q1", "q1", parent=anchor, regenerate="a2")
     apply_new(tree, chat, before)
-    assert view.message_ids == ["u1", "a1", "u2"]  # the new run, still empty, is selected
+    # The new run has nothing to show yet: the view keeps showing the answer it showed.
+    assert view.message_ids == ["u1", "a1", "u2", "a2"]
     before = len(chat.entries)
     chat.say("r-q1", "a-q1", "another answer", parent="u2")
     apply_new(tree, chat, before)
@@ -556,6 +558,25 @@ def test_a_closed_view_stops_following_the_tree() -> None:
     tree.apply([chat.user("u3", parent="a2")])
     assert changes == []
     assert view.message_ids == ["u1", "a1", "u2", "a2"]
+
+
+def test_a_closed_view_places_nothing() -> None:
+    """Its last message is stale once closed: a write placed there would fork the branch."""
+    chat = conversation()
+    tree, view, _ = watched(chat)
+    view.close()
+    tree.apply([chat.user("u3", parent="a2")])
+    assert view.closed
+    for helper, action in (
+        (view.send_parent, "send"),
+        (lambda: view.edit_target("u2"), "edit"),
+        (lambda: view.regenerate_target("a2"), "regenerate"),
+        (lambda: view.expect_edit("u2b"), "edit"),
+        (lambda: view.expect_regenerate("q1"), "regenerate"),
+    ):
+        with pytest.raises(ait.UsageError, match=f"unable to {action}; the view is closed"):
+            helper()
+    assert view.last_message_id == "a2"  # reads still give what it showed
 
 
 async def test_changes_can_be_iterated() -> None:
