@@ -8,15 +8,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import anyio
 import pytest
 
 import ait
+from ait.cli._common import fail, run
 from ait.codec.chat import ChatCodec
-from ait.ids import new_id
+from ait.ids import check_name, new_id
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -129,10 +130,59 @@ def test_bad_arguments_fail_with_a_clear_message(
 
 
 def test_bad_channel_names_are_refused(redis_url: str) -> None:
-    for command in ("tail", "history"):
-        result = ait_cli(command, "bad name", redis=redis_url)
-        assert result.returncode == 2
-        assert "invalid channel name 'bad name'" in result.stderr
+    for command in ("tail", "history", "chat"):
+        for name, reason in (("bad name", "has characters outside"), ("", "must not be empty")):
+            result = ait_cli(command, name, redis=redis_url, stdin="")
+            assert result.returncode == 2, result.stderr
+            assert result.stderr.startswith(f"ait: invalid channel name {name!r}: {reason}")
+            assert result.stderr.count("\n") == 1, result.stderr
+
+
+async def _in_a_task_group(*errors: BaseException) -> None:
+    async def raise_(error: BaseException) -> None:
+        raise error
+
+    async with anyio.create_task_group() as tg:
+        for error in errors:
+            tg.start_soon(raise_, error)
+
+
+async def _bad_name() -> None:
+    check_name("channel", "my chan")
+
+
+async def _nested_command_error() -> None:
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_in_a_task_group, ValueError("a bug"))
+        fail("no Redis", 1)
+
+
+@pytest.mark.parametrize(
+    ("command", "status", "line"),
+    [
+        (_bad_name, 2, "invalid channel name 'my chan'"),  # raised outside any task group
+        (lambda: _in_a_task_group(ait.errors.InvalidName("channel", "", "must not be empty")),
+         2, "invalid channel name '': must not be empty"),
+        (lambda: _in_a_task_group(ait.BusError("Redis went away")), 1, "Redis went away"),
+        (_nested_command_error, 1, "no Redis"),
+    ],
+)  # fmt: skip
+def test_the_runner_reports_an_error_in_one_line_even_from_a_task_group(
+    command: Callable[[], Awaitable[None]],
+    status: int,
+    line: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(command) == status
+    err = capsys.readouterr().err
+    assert err.startswith(f"ait: {line}") and err.count("\n") == 1, err
+
+
+def test_the_runner_lets_a_bug_show_its_traceback() -> None:
+    with pytest.raises(BaseExceptionGroup):  # two errors: not one failure to report
+        run(lambda: _in_a_task_group(ait.BusError("one"), ait.BusError("two")))
+    with pytest.raises(BaseExceptionGroup):
+        run(lambda: _in_a_task_group(ValueError("a bug")))
 
 
 def test_history_prints_every_branch_and_the_selected_one(redis_url: str) -> None:
