@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import signal
@@ -49,6 +51,22 @@ def ait_cli(
         env=env(**extra),
         check=False,
     )
+
+
+@contextlib.contextmanager
+def spawned(*args: str, **extra: str) -> Iterator[subprocess.Popen[str]]:
+    """`ait ARGS` running in the background; killed, waited for and its pipes closed after,
+    whatever happened (a process left running fails a later test with a ResourceWarning)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ait", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(**extra),
+    )  # fmt: skip
+    with process:  # closes the pipes and waits, after the kill below
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
 
 
 @pytest.fixture
@@ -231,23 +249,25 @@ def test_tail_prints_events_raw_fields_and_bad_entries(redis_url: str) -> None:
 
 def test_tail_follows_new_events_live(redis_url: str) -> None:
     channel = f"cli-{new_id()[:8]}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ait", "tail", channel, "--count", "1", "--redis", redis_url],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
-    )  # fmt: skip
-    try:
-        time.sleep(1.5)  # it subscribes from now on
 
-        async def publish() -> None:
-            async with ait.Bus.from_url(redis_url) as bus:
-                await bus.channel(channel).publish(
-                    ait.Cancel(event_id="c1", client_id="watcher", scope="all")
-                )
+    async def publish(number: int) -> None:
+        async with ait.Bus.from_url(redis_url) as bus:
+            await bus.channel(channel).publish(
+                ait.Cancel(event_id=f"c{number}", client_id="watcher", scope="all")
+            )
 
-        anyio.run(publish)
+    with spawned("tail", channel, "--count", "1", "--redis", redis_url) as process:
+        # `tail` follows from the moment it has subscribed, which nothing outside can see:
+        # publish until one event reaches it (it exits after one).
+        deadline = time.monotonic() + 30
+        for number in itertools.count():
+            anyio.run(publish, number)
+            try:
+                process.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                assert time.monotonic() < deadline, "tail printed nothing"
         out, err = process.communicate(timeout=30)
-    finally:
-        process.kill()
     assert process.returncode == 0, err
     assert "cancel" in out and "all runs" in out
 
@@ -334,11 +354,7 @@ def test_default_embedded_redis_is_started_shared_and_stopped(home: dict[str, st
 
 
 def test_redis_command_runs_in_the_foreground_until_interrupted(home: dict[str, str]) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ait", "redis"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(**home),
-    )  # fmt: skip
-    try:
+    with spawned("redis", **home) as process:
         assert process.stdout is not None
         line = process.stdout.readline()
         assert "embedded Redis running at unix://" in line
@@ -346,8 +362,6 @@ def test_redis_command_runs_in_the_foreground_until_interrupted(home: dict[str, 
         assert anyio.run(_ping, url)
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
-    finally:
-        process.kill()
     assert process.returncode == 0, err
     assert "stopped" in out
 
