@@ -35,14 +35,17 @@ async def redis_command(args: argparse.Namespace) -> int:
         await anyio.to_thread.run_sync(server.start)
     except AitError as exc:
         fail(f"unable to start the embedded Redis: {exc}")
-    style.out(f"embedded Redis running at {style.bold(url)}")
-    style.out(f"data in {data_dir}")
-    style.out(
-        style.dim(f"other commands find it by themselves; elsewhere: export AIT_REDIS_URL={url}")
-    )
-    style.out(style.dim("Ctrl-C to stop"))
     try:
+        # Listening before saying it runs: a Ctrl-C right after the line stops it cleanly.
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            style.out(f"embedded Redis running at {style.bold(url)}")
+            style.out(f"data in {data_dir}")
+            style.out(
+                style.dim(
+                    f"other commands find it by themselves; elsewhere: export AIT_REDIS_URL={url}"
+                )
+            )
+            style.out(style.dim("Ctrl-C to stop"))
             async for _ in signals:
                 break
     finally:
