@@ -300,7 +300,7 @@ def test_agent_answers_a_queued_input_and_reports_the_run(redis_url: str) -> Non
     assert anyio.run(answer) == "Hi there friend"
 
 
-def test_chat_streams_branches_selects_and_quits(redis_url: str) -> None:
+def test_chat_reads_a_script_from_a_pipe(redis_url: str) -> None:
     channel = f"cli-{new_id()[:8]}"
     script = "\n".join(
         [
@@ -319,14 +319,23 @@ def test_chat_streams_branches_selects_and_quits(redis_url: str) -> None:
         "--client-id", "alice", redis=redis_url, stdin=script + "\n",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    out = result.stdout
-    streamed = [line for line in out.splitlines() if line.startswith("assistant: Hi there")]
-    assert len(streamed) == 3  # send, regenerate, edit
-    assert "message 2: 2 alternatives, showing 2" in out
-    assert "assistant [1/2]: Hi there" in out  # after /select 2 1
-    assert "you [2/2]: hello again" in out  # the edit is selected, with its sibling
-    assert "0 older message(s)" in out
-    assert "error: unknown command /nope" in out
+    # No prompt and no echo from a pipe: the conversation as it goes, and the answers to
+    # the commands.
+    assert result.stdout.splitlines()[1:] == [
+        "  1 you: hello",
+        "  2 assistant: Hi there",
+        "  2 assistant [2/2]: Hi there",  # /regen: the new answer, selected
+        "message 2: 2 alternatives, showing 2",
+        "  1 you: hello",  # /select 2 1 shows the branch
+        "  2 assistant [1/2]: Hi there",
+        "  1 you [2/2]: hello again",  # /edit 1: the edit, selected, and its answer
+        "  2 assistant: Hi there",
+        "0 older message(s)",
+        "  1 you [2/2]: hello again",
+        "  2 assistant: Hi there",
+        "error: unknown command /nope; /help lists them",
+        "bye",
+    ]
 
 
 def test_chat_with_bad_input_explains_and_goes_on(redis_url: str) -> None:
@@ -334,7 +343,7 @@ def test_chat_with_bad_input_explains_and_goes_on(redis_url: str) -> None:
     script = "/edit 9 nothing\n/select x\n/regen\n/edit\n/quit\n"
     result = ait_cli("chat", channel, redis=redis_url, stdin=script)
     assert result.returncode == 0, result.stderr
-    assert "no message '9'" in result.stdout
+    assert "error: no messages yet" in result.stdout
     assert "usage: /select N K" in result.stdout
     assert "no answer to regenerate yet" in result.stdout
     assert "usage: /edit N new text" in result.stdout
