@@ -135,10 +135,13 @@ class Chat:
     # -- Ctrl-C ------------------------------------------------------------------------------
 
     async def _on_interrupts(self, *, task_status: TaskStatus[None]) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT) as signals:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             task_status.started()
-            async for _ in signals:
-                self._interrupt()
+            async for received in signals:
+                if received == signal.SIGTERM:  # leave the terminal as it was, too
+                    self._leave("terminated", 128 + signal.SIGTERM)
+                else:
+                    self._interrupt()
 
     def _interrupt(self) -> None:
         if self._mode == "reading":

@@ -9,6 +9,7 @@ Ctrl-C latency) is measured from the keypress.
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import threading
 import time
@@ -244,6 +245,14 @@ def test_ctrl_c_and_ctrl_d_at_the_prompt(redis_url: str, ait_home: str) -> None:
     with chat(redis_url, channel, "alice", ait_home, "--pool", pool) as alice:
         alice.sendeof()
         leaves(alice, "bye", 0)
+    with chat(redis_url, channel, "alice", ait_home, "--pool", pool) as alice:
+        assert not alice.getecho()  # readline's, at the prompt
+        alice.kill(signal.SIGTERM)
+        alice.expect_exact("terminated")
+        alice.expect(pexpect.EOF)
+        assert alice.getecho()  # the terminal echoes again, as before the chat
+        alice.close()
+        assert alice.exitstatus == 143
 
 
 def test_select_edit_and_regen_number_messages_as_shown(redis_url: str, ait_home: str) -> None:
