@@ -167,9 +167,11 @@ class Terminal:
                     self._echo(self._saved, on=False)
                 if self.interactive:
                     # Enter left the cursor under the typed line; Ctrl-D after the prompt.
-                    typed = _width(prompt + (line or ""))
-                    self._echo_rows = typed // self._columns() + 1 if line is not None else 0
-                    self._column, self._owner = (0, None) if line is not None else (typed, None)
+                    if line is not None:
+                        self._echo_rows = _rows(prompt + line, self._columns())
+                        self._column, self._owner = 0, None
+                    else:
+                        self._echo_rows, self._column, self._owner = 0, _width(prompt), None
             if line and self._readline is not None:
                 self._remember(line)
             try:
@@ -243,7 +245,7 @@ class Terminal:
         if self._library is not None:  # the cursor may be inside the line
             point = ctypes.c_int.in_dll(self._library, "rl_point").value
             typed = typed.encode()[:point].decode(errors="ignore")
-        rows = _width(self.prompt + typed) // self._columns()
+        rows = _rows(self.prompt + typed, self._columns()) - 1  # above the cursor's
         return "\r" + (f"\033[{rows}A" if rows else "") + "\033[J"
 
     def _back_to_tail(self) -> str:
@@ -356,3 +358,9 @@ def _advance(column: int, text: str) -> int:
 
 def _width(text: str) -> int:
     return _advance(0, text)
+
+
+def _rows(text: str, columns: int) -> int:
+    """The rows `text` takes from the start of a row, to where its end leaves the cursor
+    (a row filled to the last column puts it at the start of the next)."""
+    return sum(_width(line) // columns + 1 for line in text.split("\n"))

@@ -23,6 +23,7 @@ import pytest
 from anyio.abc import TaskStatus
 
 import ait
+from ait.cli._terminal import _rows, _width
 from ait.codec.chat import ChatCodec
 from ait.ids import new_id
 
@@ -331,3 +332,21 @@ def test_line_editing_and_history(redis_url: str, ait_home: str) -> None:
         alice.expect_exact("no message has alternatives")
         alice.sendeof()
         leaves(alice, "bye", 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "columns", "width", "rows"),
+    [
+        ("> hello", 80, 7, 1),
+        ("> " + "x" * 78, 80, 80, 2),  # a full row: the cursor starts the next one
+        ("> first\nsecond", 80, 6, 2),  # a pasted newline is a row break
+        ("> 日本語", 80, 8, 1),  # wide characters take two columns
+        ("> e\u0301", 80, 3, 1),  # a combining accent takes none
+        ("\033[1myou\033[0m:\tx", 80, 9, 1),  # styles take none, a tab goes to column 8
+    ],
+)
+def test_the_terminal_measures_what_it_writes(
+    text: str, columns: int, width: int, rows: int
+) -> None:
+    assert _width(text) == width
+    assert _rows(text, columns) == rows
