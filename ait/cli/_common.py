@@ -18,6 +18,7 @@ from ..errors import AitError, BusConnectionError, BusError, UsageError
 __all__ = [
     "CommandError",
     "Style",
+    "ait_home",
     "default_data_dir",
     "default_socket",
     "fail",
@@ -72,10 +73,14 @@ class Style:
         self.stream.flush()
 
 
+def ait_home() -> Path:
+    """Where `ait` keeps its files: $AIT_HOME, else ~/.ait."""
+    return Path(os.environ.get("AIT_HOME") or os.path.join(Path.home(), ".ait"))
+
+
 def default_data_dir() -> Path:
     """Where the default embedded Redis keeps its data (AOF): survives restarts."""
-    base = os.environ.get("AIT_HOME") or os.path.join(Path.home(), ".ait")
-    return Path(base) / "redis"
+    return ait_home() / "redis"
 
 
 def default_socket() -> str:
@@ -129,25 +134,39 @@ def run(main: Callable[[], Awaitable[int | None]]) -> int:
     """Run an async command, turning failures into a message and an exit status."""
     try:
         return int(anyio.run(main) or 0)
-    except CommandError as exc:
-        sys.stderr.write(f"ait: {exc}\n")
-        return exc.status
-    except BaseExceptionGroup as group:
-        found = _command_error(group)
-        if found is None:
-            raise
-        sys.stderr.write(f"ait: {found}\n")
-        return found.status
     except KeyboardInterrupt:
         return 130
+    except BaseException as error:
+        failure = _failure(error)
+        if failure is None:
+            raise
+        if isinstance(failure, KeyboardInterrupt):
+            return 130
+        sys.stderr.write(f"ait: {failure}\n")
+        return failure.status
 
 
-def _command_error(group: BaseExceptionGroup[BaseException]) -> CommandError | None:
-    for error in group.exceptions:
-        if isinstance(error, CommandError):
-            return error
-        if isinstance(error, BaseExceptionGroup):
-            found = _command_error(error)  # pyright: ignore[reportUnknownArgumentType]
-            if found is not None:
-                return found
-    return None
+def _failure(error: BaseException) -> CommandError | KeyboardInterrupt | None:
+    """What an error that ended a command stands for: a one-line failure (a `CommandError`;
+    an `AitError`, usage mistakes exiting 2), an interrupt, or None (a bug: let it show).
+
+    An error raised inside a task group arrives wrapped in an exception group: a group
+    holding one such error stands for it, and a `CommandError` anywhere in a group wins.
+    """
+    leaves = _leaves(error)
+    for leaf in leaves:
+        if isinstance(leaf, CommandError):
+            return leaf
+    if len(leaves) != 1:
+        return None
+    (leaf,) = leaves
+    if isinstance(leaf, AitError):
+        return CommandError(str(leaf), 2 if isinstance(leaf, UsageError) else 1)
+    return leaf if isinstance(leaf, KeyboardInterrupt) else None
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if not isinstance(error, BaseExceptionGroup):
+        return [error]
+    group: BaseExceptionGroup[BaseException] = error  # pyright: ignore[reportUnknownVariableType]
+    return [leaf for inner in group.exceptions for leaf in _leaves(inner)]

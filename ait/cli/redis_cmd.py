@@ -31,14 +31,13 @@ async def redis_command(args: argparse.Namespace) -> int:
         return 0
     data_dir = args.data_dir or default_data_dir()
     server = EmbeddedRedis(data_dir, socket_path=socket_path)
-    # Signals are ours from before the server starts: a Ctrl-C right after the "running"
-    # line stops the server like any later one (not a KeyboardInterrupt that skips it).
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        try:
-            await anyio.to_thread.run_sync(server.start)
-        except AitError as exc:
-            fail(f"unable to start the embedded Redis: {exc}")
-        try:
+    try:
+        await anyio.to_thread.run_sync(server.start)
+    except AitError as exc:
+        fail(f"unable to start the embedded Redis: {exc}")
+    try:
+        # Listening before saying it runs: a Ctrl-C right after the line stops it cleanly.
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             style.out(f"embedded Redis running at {style.bold(url)}")
             style.out(f"data in {data_dir}")
             style.out(
@@ -49,8 +48,8 @@ async def redis_command(args: argparse.Namespace) -> int:
             style.out(style.dim("Ctrl-C to stop"))
             async for _ in signals:
                 break
-        finally:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(server.stop)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(server.stop)
     style.out("stopped")
     return 0

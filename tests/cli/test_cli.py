@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import anyio
 import pytest
 
 import ait
+from ait.cli._common import fail, run
 from ait.codec.chat import ChatCodec
-from ait.ids import new_id
+from ait.ids import check_name, new_id
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,6 +51,22 @@ def ait_cli(
         env=env(**extra),
         check=False,
     )
+
+
+@contextlib.contextmanager
+def spawned(*args: str, **extra: str) -> Iterator[subprocess.Popen[str]]:
+    """`ait ARGS` running in the background; killed, waited for and its pipes closed after,
+    whatever happened (a process left running fails a later test with a ResourceWarning)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ait", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(**extra),
+    )  # fmt: skip
+    with process:  # closes the pipes and waits, after the kill below
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
 
 
 async def conversation(url: str, channel: str) -> None:
@@ -119,10 +139,59 @@ def test_bad_arguments_fail_with_a_clear_message(
 
 
 def test_bad_channel_names_are_refused(redis_url: str) -> None:
-    for command in ("tail", "history"):
-        result = ait_cli(command, "bad name", redis=redis_url)
-        assert result.returncode == 2
-        assert "invalid channel name 'bad name'" in result.stderr
+    for command in ("tail", "history", "chat"):
+        for name, reason in (("bad name", "has characters outside"), ("", "must not be empty")):
+            result = ait_cli(command, name, redis=redis_url, stdin="")
+            assert result.returncode == 2, result.stderr
+            assert result.stderr.startswith(f"ait: invalid channel name {name!r}: {reason}")
+            assert result.stderr.count("\n") == 1, result.stderr
+
+
+async def _in_a_task_group(*errors: BaseException) -> None:
+    async def raise_(error: BaseException) -> None:
+        raise error
+
+    async with anyio.create_task_group() as tg:
+        for error in errors:
+            tg.start_soon(raise_, error)
+
+
+async def _bad_name() -> None:
+    check_name("channel", "my chan")
+
+
+async def _nested_command_error() -> None:
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_in_a_task_group, ValueError("a bug"))
+        fail("no Redis", 1)
+
+
+@pytest.mark.parametrize(
+    ("command", "status", "line"),
+    [
+        (_bad_name, 2, "invalid channel name 'my chan'"),  # raised outside any task group
+        (lambda: _in_a_task_group(ait.errors.InvalidName("channel", "", "must not be empty")),
+         2, "invalid channel name '': must not be empty"),
+        (lambda: _in_a_task_group(ait.BusError("Redis went away")), 1, "Redis went away"),
+        (_nested_command_error, 1, "no Redis"),
+    ],
+)  # fmt: skip
+def test_the_runner_reports_an_error_in_one_line_even_from_a_task_group(
+    command: Callable[[], Awaitable[None]],
+    status: int,
+    line: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(command) == status
+    err = capsys.readouterr().err
+    assert err.startswith(f"ait: {line}") and err.count("\n") == 1, err
+
+
+def test_the_runner_lets_a_bug_show_its_traceback() -> None:
+    with pytest.raises(BaseExceptionGroup):  # two errors: not one failure to report
+        run(lambda: _in_a_task_group(ait.BusError("one"), ait.BusError("two")))
+    with pytest.raises(BaseExceptionGroup):
+        run(lambda: _in_a_task_group(ValueError("a bug")))
 
 
 def test_history_prints_every_branch_and_the_selected_one(redis_url: str) -> None:
@@ -171,23 +240,25 @@ def test_tail_prints_events_raw_fields_and_bad_entries(redis_url: str) -> None:
 
 def test_tail_follows_new_events_live(redis_url: str) -> None:
     channel = f"cli-{new_id()[:8]}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ait", "tail", channel, "--count", "1", "--redis", redis_url],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
-    )  # fmt: skip
-    try:
-        time.sleep(1.5)  # it subscribes from now on
 
-        async def publish() -> None:
-            async with ait.Bus.from_url(redis_url) as bus:
-                await bus.channel(channel).publish(
-                    ait.Cancel(event_id="c1", client_id="watcher", scope="all")
-                )
+    async def publish(number: int) -> None:
+        async with ait.Bus.from_url(redis_url) as bus:
+            await bus.channel(channel).publish(
+                ait.Cancel(event_id=f"c{number}", client_id="watcher", scope="all")
+            )
 
-        anyio.run(publish)
+    with spawned("tail", channel, "--count", "1", "--redis", redis_url) as process:
+        # `tail` follows from the moment it has subscribed, which nothing outside can see:
+        # publish until one event reaches it (it exits after one).
+        deadline = time.monotonic() + 30
+        for number in itertools.count():
+            anyio.run(publish, number)
+            try:
+                process.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                assert time.monotonic() < deadline, "tail printed nothing"
         out, err = process.communicate(timeout=30)
-    finally:
-        process.kill()
     assert process.returncode == 0, err
     assert "cancel" in out and "all runs" in out
 
@@ -220,7 +291,7 @@ def test_agent_answers_a_queued_input_and_reports_the_run(redis_url: str) -> Non
     assert anyio.run(answer) == "Hi there friend"
 
 
-def test_chat_streams_branches_selects_and_quits(redis_url: str) -> None:
+def test_chat_reads_a_script_from_a_pipe(redis_url: str) -> None:
     channel = f"cli-{new_id()[:8]}"
     script = "\n".join(
         [
@@ -239,14 +310,23 @@ def test_chat_streams_branches_selects_and_quits(redis_url: str) -> None:
         "--client-id", "alice", redis=redis_url, stdin=script + "\n",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    out = result.stdout
-    streamed = [line for line in out.splitlines() if line.startswith("assistant: Hi there")]
-    assert len(streamed) == 3  # send, regenerate, edit
-    assert "message 2: 2 alternatives, showing 2" in out
-    assert "assistant [1/2]: Hi there" in out  # after /select 2 1
-    assert "you [2/2]: hello again" in out  # the edit is selected, with its sibling
-    assert "0 older message(s)" in out
-    assert "error: unknown command /nope" in out
+    # No prompt and no echo from a pipe: the conversation as it goes, and the answers to
+    # the commands.
+    assert result.stdout.splitlines()[1:] == [
+        "  1 you: hello",
+        "  2 assistant: Hi there",
+        "  2 assistant [2/2]: Hi there",  # /regen: the new answer, selected
+        "message 2: 2 alternatives, showing 2",
+        "  1 you: hello",  # /select 2 1 shows the branch
+        "  2 assistant [1/2]: Hi there",
+        "  1 you [2/2]: hello again",  # /edit 1: the edit, selected, and its answer
+        "  2 assistant: Hi there",
+        "0 older message(s)",
+        "  1 you [2/2]: hello again",
+        "  2 assistant: Hi there",
+        "error: unknown command /nope; /help lists them",
+        "bye",
+    ]
 
 
 def test_chat_with_bad_input_explains_and_goes_on(redis_url: str) -> None:
@@ -254,7 +334,7 @@ def test_chat_with_bad_input_explains_and_goes_on(redis_url: str) -> None:
     script = "/edit 9 nothing\n/select x\n/regen\n/edit\n/quit\n"
     result = ait_cli("chat", channel, redis=redis_url, stdin=script)
     assert result.returncode == 0, result.stderr
-    assert "no message '9'" in result.stdout
+    assert "error: no messages yet" in result.stdout
     assert "usage: /select N K" in result.stdout
     assert "no answer to regenerate yet" in result.stdout
     assert "usage: /edit N new text" in result.stdout
@@ -274,11 +354,7 @@ def test_default_embedded_redis_is_started_shared_and_stopped(home: dict[str, st
 
 
 def test_redis_command_runs_in_the_foreground_until_interrupted(home: dict[str, str]) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ait", "redis"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(**home),
-    )  # fmt: skip
-    try:
+    with spawned("redis", **home) as process:
         assert process.stdout is not None
         line = process.stdout.readline()
         assert "embedded Redis running at unix://" in line
@@ -286,8 +362,6 @@ def test_redis_command_runs_in_the_foreground_until_interrupted(home: dict[str, 
         assert anyio.run(_ping, url)
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
-    finally:
-        process.kill()
     assert process.returncode == 0, err
     assert "stopped" in out
 
