@@ -67,8 +67,9 @@ class Transcript:
 
     def tree_changed(self, reshaped: bool, appended: list[str], messages: set[str]) -> None:
         """The tree's listener: a tree reshaped may hold alternatives the view does not show
-        (the view keeps its branch and says nothing)."""
-        if reshaped:
+        (the view keeps its branch and says nothing). A run joins its branch point with its
+        first message, so a new message may add an alternative as well."""
+        if reshaped or appended:
             self._count_alternatives()
 
     def render(self) -> None:
