@@ -5,11 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from ait.bus.embedded import answers_ping
 
 from .test_cli import ait_cli, env
 
 
+@pytest.mark.timeout(600)  # five answers of the local model, on a busy machine too
 def test_the_demo_says_the_redis_it_started_goes_on_and_how_to_stop_it(
     home: dict[str, str],
 ) -> None:
