@@ -27,9 +27,11 @@ import msgpack  # pyright: ignore[reportMissingTypeStubs]
 from ..bus import CoalescingWriter
 from ..codec.chat import ChatEncoder
 from ..conversation import FoldError, Message, Tree
+from ..conversation.runs import cancel_applies
 from ..errors import AitError, AwaitingAnswers, RunConflict, UsageError, WriteFailed
 from ..events import (
     BadEntry,
+    Cancel,
     Input,
     Invocation,
     RunEnd,
@@ -38,7 +40,7 @@ from ..events import (
     RunStart,
     RunSuspend,
 )
-from ..ids import new_id
+from ..ids import entry_id_key, new_id
 from .history import resume_answers, since_suspend
 from .results import CancelHook, CancelRequest, PipeResult, ToolCall, error_code
 
@@ -93,6 +95,9 @@ class Run:
         #: "approval"): what `suspend()` waits for unless told otherwise.
         self._open: dict[str, str] = {}
         self._started_at: int | None = None
+        #: What cancels are matched against: the message id and client id of the input
+        #: the run started for, and that input's entry id (set by `start()`).
+        self._origin: tuple[str, str, str] | None = None
 
     def __repr__(self) -> str:
         return f"Run({self.run_id or '?'}, {self.state}, channel={self.invocation.channel!r})"
@@ -120,6 +125,21 @@ class Run:
     @property
     def client_id(self) -> str | None:
         return self.input.client_id if self.input is not None else None
+
+    def targeted_by(self, entry_id: str, cancel: Cancel) -> bool:
+        """Whether `cancel` (at `entry_id`) asks to stop this run: `cancel_applies`, the
+        rule every client's fold applies to mark `RunInfo.cancel_requested`."""
+        if self._origin is None:
+            return False  # not started: the cancel is held and offered again then
+        message_id, client_id, input_entry = self._origin
+        return cancel_applies(
+            cancel,
+            entry_id_key(entry_id),
+            run_id=self.run_id,
+            input_message_id=message_id,
+            client_id=client_id,
+            after=entry_id_key(input_entry),
+        )
 
     def request_cancel(self, request: CancelRequest) -> None:
         """Mark the run cancelled (the session calls this once hooks allowed it)."""
@@ -185,6 +205,7 @@ class Run:
         await session.catch_up(since=suspended_at or entry_id)
         self.input, self.input_entry_id = event, entry_id
         self.run_id = event.run_id if continuation else (self._requested_run_id or new_id())
+        self._origin = (event.message_id, event.client_id, entry_id)
         self.resumed = continuation
         headers: dict[str, Any] = {
             "run_id": self.run_id,

@@ -419,23 +419,9 @@ class AgentSession:
             del self._by_run_id[run.run_id]
 
     def _offer_cancel(self, run: Run, entry_id: str, cancel: Cancel) -> None:
-        if (
-            run.input is None
-            or run.input_entry_id is None
-            or run.state not in ("created", "started")
-        ):
-            return  # not started yet: the cancel is held and offered again then
-        if entry_id_key(entry_id) <= entry_id_key(run.input_entry_id):
-            return  # older than the input: it was about something else
-        if cancel.run_id is not None:
-            matches = cancel.run_id == run.run_id
-        elif cancel.input_message_id is not None:
-            matches = cancel.input_message_id == run.input.message_id
-        elif cancel.scope == "client":
-            matches = cancel.client_id == run.input.client_id
-        else:
-            matches = True
-        if matches and not run.cancelled:
+        if run.state not in ("created", "started") or run.cancelled:
+            return
+        if run.targeted_by(entry_id, cancel):
             self.tasks.start(
                 self._decide,
                 run,

@@ -17,6 +17,7 @@ from .helpers import (
     events,
     fold,
     outputs_of,
+    serving,
     started,
     status,
     text_of,
@@ -180,6 +181,21 @@ async def test_cancel_before_the_run_id_is_known(
     answer = alice.tree.snapshot(answer_id)
     assert answer.status == "cancelled" and answer.text == ""
     await wait_for(lambda: agent.worker is not None and agent.worker.busy == 0)
+
+
+async def test_cancel_all_before_any_agent_started_is_shown_as_requested(
+    bus: ait.Bus, channel_name: str, pool_name: str, connect: Connect
+) -> None:
+    """The agent honours a cancel published after the input, before its run.start: every
+    client's fold says so too (one rule for both, `cancel_applies`)."""
+    alice = await connect("alice")
+    active = await alice.view.send("hi")
+    await alice.cancel_all()  # no agent is serving the pool yet
+    async with serving(bus, pool_name):
+        info = await ended(active)
+    assert info.status == "cancelled" and info.cancel_requested
+    tree = await fold(bus.channel(channel_name))
+    assert [(r.status, r.cancel_requested) for r in tree.runs] == [("cancelled", True)]
 
 
 async def test_cancel_mid_stream_keeps_the_partial_text(
