@@ -17,7 +17,8 @@ AitError
 │   ├── InputNotFound                     an invocation's input never showed up on the channel
 │   ├── RunRejected                       the input asked `reject` and another run was active
 │   ├── RunConflict                       a continuation named a run that is not suspended
-│   │   └── AwaitingAnswers               the run waits for answers to more of its calls
+│   │   ├── AwaitingAnswers               the run waits for answers to more of its calls
+│   │   └── RunCancelled                  the run was cancelled while suspended: ended, not resumed
 │   ├── AnswerRefused                     a client's answer was not the one its run took
 │   └── InvokeFailed                      an input was published but no agent could be woken
 └── ProviderError                         a model provider failed (`code` names the failure)
@@ -70,6 +71,7 @@ __all__ = [
     "ProviderStreamError",
     "ProviderTimeout",
     "RateLimitError",
+    "RunCancelled",
     "RunConflict",
     "RunError",
     "RunRejected",
@@ -264,6 +266,23 @@ class AwaitingAnswers(RunConflict):
             "suspended",
             message=f"run {run_id!r} stays suspended: tool calls {list(self.missing)} "
             "have no answer yet",
+        )
+
+
+class RunCancelled(RunConflict):
+    """An answer to a suspended run that a cancel asked to stop while it was suspended (and
+    the `on_cancel` hook allowed it): instead of resuming the run, `run.start()` ended it
+    with `cancelled` (`state` is `ended`). The answer was not taken: its client's
+    `ActiveRun` raises `AnswerRefused`. The handler should simply return (a worker does so
+    without reporting it).
+    """
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            run_id,
+            "ended",
+            message=f"run {run_id!r} was cancelled while suspended: it was ended `cancelled` "
+            "instead of being resumed",
         )
 
 

@@ -406,12 +406,18 @@ class AgentSession:
             before = page[0][0]
         return None
 
-    def adopt(self, run: Run) -> None:
-        """A run knows its input and id: route cancels by run id, honour held cancels."""
+    def adopt(self, run: Run, *, offer_held: bool = True) -> None:
+        """A run knows its input and id: route cancels by run id, honour held cancels
+        (unless `offer_held` is false: the run judged them itself)."""
         assert run.run_id is not None
         self._by_run_id[run.run_id] = run
-        for entry_id, cancel in list(self._held):
-            self._offer_cancel(run, entry_id, cancel)
+        if offer_held:
+            for entry_id, cancel in list(self._held):
+                self._offer_cancel(run, entry_id, cancel)
+
+    def held_cancels(self) -> list[tuple[str, Cancel]]:
+        """The recent cancels this session has seen (replayed and live), oldest first."""
+        return list(self._held)
 
     def release(self, run: Run) -> None:
         self._runs.discard(run)
@@ -430,17 +436,20 @@ class AgentSession:
             )
 
     async def _decide(self, run: Run, request: CancelRequest) -> None:
-        hook = run.on_cancel or self.on_cancel
-        allowed = True
-        if hook is not None:
-            try:
-                verdict = hook(request)
-                allowed = bool(await verdict if inspect.isawaitable(verdict) else verdict)
-            except Exception as exc:  # a broken hook refuses, and says so
-                allowed = False
-                self.report(AitError(f"on_cancel hook failed, cancel refused: {exc!r}"))
-        if allowed:
+        if await self.allows(run, request):
             run.request_cancel(request)
+
+    async def allows(self, run: Run, request: CancelRequest) -> bool:
+        """Whether the run's `on_cancel` hook (else the session's) honours `request`."""
+        hook = run.on_cancel or self.on_cancel
+        if hook is None:
+            return True
+        try:
+            verdict = hook(request)
+            return bool(await verdict if inspect.isawaitable(verdict) else verdict)
+        except Exception as exc:  # a broken hook refuses, and says so
+            self.report(AitError(f"on_cancel hook failed, cancel refused: {exc!r}"))
+            return False
 
     async def active_runs(self) -> dict[str, dict[str, Any]]:
         """Runs active on the channel now (any agent), by run id.

@@ -45,6 +45,7 @@ from ..errors import (
     AwaitingAnswers,
     BusError,
     InputNotFound,
+    RunCancelled,
     RunConflict,
     RunRejected,
     UsageError,
@@ -271,7 +272,7 @@ class AgentWorker:
                 try:
                     await self.handler(run)
                 except RunConflict as exc:
-                    if isinstance(exc, AwaitingAnswers) or exc.taken:  # nothing is wrong
+                    if isinstance(exc, AwaitingAnswers | RunCancelled) or exc.taken:  # all is well
                         log.debug("ait worker %s: %s", self.consumer, exc)
                     else:
                         self.report(exc)

@@ -275,7 +275,8 @@ class ClientSession:
                 for active in actives:
                     active.finished(info)
             if isinstance(event, RunEnd):
-                self._refuse_answers(event.run_id, "ended")
+                why = "cancelled" if event.reason == "cancelled" else "ended"
+                self._refuse_answers(event.run_id, why)
 
     def _refuse_answers(self, run_id: str, what: str) -> None:
         """Our answers to `run_id` on the channel before this resume or end were not

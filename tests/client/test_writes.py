@@ -418,6 +418,34 @@ async def test_an_answer_to_an_ended_run_is_refused(agent: Agent, connect: Conne
         await alice.view.send_tool_result("c9", 1)
 
 
+async def test_a_run_cancelled_while_suspended_ends_cancelled_and_refuses_answers(
+    bus: ait.Bus, channel_name: str, agent: Agent, connect: Connect
+) -> None:
+    """Nobody holds a suspended run: the agent woken by the next answer finds the cancel,
+    ends the run `cancelled` instead of resuming it, and the answer is refused; an answer
+    sent after that is refused at once, as for any finished run."""
+    agent.handler = weather_agent
+    alice = await connect("alice")
+    suspended = await ended(await alice.view.send("weather in Paris?"))
+    assert suspended.status == "suspended"
+    await alice.cancel(suspended.run_id)
+    await wait_for(lambda: alice.tree.run(suspended.run_id).cancel_requested)  # type: ignore[union-attr]
+
+    answered = await alice.view.send_tool_result("call1", {"celsius": 21})
+    with anyio.fail_after(20), pytest.raises(ait.AnswerRefused, match="cancelled"):
+        await answered.wait()
+    info = alice.tree.run(suspended.run_id)
+    assert info is not None and (info.status, info.cancel_requested) == ("cancelled", True)
+    channel = bus.channel(channel_name)
+    lifecycle = [e.type for e in await events(channel) if e.type.startswith("run.")]
+    assert lifecycle == ["run.start", "run.suspend", "run.end"]
+    assert (await fold(channel)).run(suspended.run_id).status == "cancelled"  # type: ignore[union-attr]
+    with pytest.raises(ait.UsageError):  # refused before anything is published
+        await alice.view.send_tool_result("call1", {"celsius": 22})
+    await wait_for(lambda: agent.worker is not None and agent.worker.stats["acked"] == 2)
+    assert agent.errors == []  # ending it as asked is nothing to report
+
+
 async def test_an_answer_waits_for_the_run_to_suspend(agent: Agent, connect: Connect) -> None:
     """A client quick to answer (the call is shown while the run is still active) is not
     refused by the agent: the view sends the answer once the run has suspended."""
