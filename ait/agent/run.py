@@ -48,7 +48,7 @@ from ..events import (
     RunSuspend,
 )
 from ..ids import entry_id_key, new_id
-from .history import resume_answers, since_suspend
+from .history import RunHistory, resume_answers, since_suspend
 from .results import CancelHook, CancelRequest, PipeResult, ToolCall, error_code
 
 if TYPE_CHECKING:
@@ -247,10 +247,8 @@ class Run:
             self._origin = (None, None, suspended_at)
         if not await session.claim_active(self):
             session.release(self)
-            # Another agent holds the run: resuming it, with this answer among its own
-            # when both were on the channel (its run.resume is usually out by now).
-            since = (await since_suspend(session.channel, run_id, suspended_at))[0]
-            raise RunConflict(run_id, "active", taken=event.event_id in since.taken)
+            since = await self._others_move(run_id, suspended_at)
+            raise RunConflict(run_id, since.state or "active", taken=event.event_id in since.taken)
         try:
             # Another agent may have resumed it and let go (ended or suspended it again)
             # since we read it suspended: then the claim went through, but is not ours.
@@ -283,6 +281,25 @@ class Run:
             if self.state != "ended":  # an end took the claim with it
                 await self._unclaim()
             raise
+
+    async def _others_move(self, run_id: str, suspended_at: str) -> RunHistory:
+        """What the agent that holds run `run_id`'s claim did with it since its suspend.
+
+        It resumes the run (with this answer among its own when both were on the channel)
+        or ends it, but may not have published that yet: wait for it, up to the session's
+        `input_timeout`, so that a duplicate of an answer the run takes is told `taken`.
+        """
+        session = self.session
+        since = RunHistory()
+        with anyio.move_on_after(session.input_timeout):
+            while True:
+                moved = session.lifecycle_moved()
+                since = (await since_suspend(session.channel, run_id, suspended_at))[0]
+                if since.state is not None:
+                    break
+                with anyio.move_on_after(1.0):  # also poll: the holder may have died
+                    await moved.wait()
+        return since
 
     async def _cancelled_while_suspended(self, read: list[tuple[str, Cancel]]) -> bool:
         """Judge the cancels that target this run, read with its history or held by the

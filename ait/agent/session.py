@@ -50,6 +50,7 @@ from ..events import (
     Invocation,
     Multitask,
     RunEnd,
+    RunResume,
     RunStart,
     RunSuspend,
 )
@@ -157,6 +158,8 @@ class AgentSession:
         # `_replay_moved` is set (and replaced) as it moves back.
         self._replayed_to: tuple[int, int] = (0, 0)
         self._replay_moved = anyio.Event()
+        # Set (and replaced) on every lifecycle event routed.
+        self._lifecycle = anyio.Event()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -311,10 +314,13 @@ class AgentSession:
                 self._held.appendleft((entry_id, event))
             for run in list(self._runs):
                 self._offer_cancel(run, entry_id, event)
-        elif isinstance(event, RunEnd | RunSuspend):
-            ended = self._ended.pop(event.run_id, None)
-            if ended is not None:
-                ended.set()
+        elif isinstance(event, RunStart | RunResume | RunEnd | RunSuspend):
+            if isinstance(event, RunEnd | RunSuspend):
+                ended = self._ended.pop(event.run_id, None)
+                if ended is not None:
+                    ended.set()
+            self._lifecycle.set()
+            self._lifecycle = anyio.Event()
         elif isinstance(event, BadEntry):
             self.report(
                 AitError(f"bad entry {event.entry_id} on {self.channel.name!r}: {event.reason}")
@@ -414,6 +420,10 @@ class AgentSession:
         if offer_held:
             for entry_id, cancel in list(self._held):
                 self._offer_cancel(run, entry_id, cancel)
+
+    def lifecycle_moved(self) -> anyio.Event:
+        """An event set at the next lifecycle event (of any run) this session routes."""
+        return self._lifecycle
 
     def held_cancels(self) -> list[tuple[str, Cancel]]:
         """The recent cancels this session has seen (replayed and live), oldest first."""
