@@ -16,7 +16,7 @@ AitError
 ├── RunError                              a run could not do what was asked
 │   ├── InputNotFound                     an invocation's input never showed up on the channel
 │   ├── RunRejected                       the input asked `reject` and another run was active
-│   ├── RunConflict                       a continuation named a run that is not suspended
+│   ├── RunConflict                       the input is answered already, or its run is not suspended
 │   │   ├── AwaitingAnswers               the run waits for answers to more of its calls
 │   │   └── RunCancelled                  the run was cancelled while suspended: ended, not resumed
 │   ├── AnswerRefused                     a client's answer was not the one its run took
@@ -229,12 +229,14 @@ class RunRejected(RunError):
 
 
 class RunConflict(RunError):
-    """A continuation (a tool result, an approval) named a run that is not suspended: it is
-    active (another agent resumed it first), it ended, or the channel has no record of it.
+    """The invocation's input is answered already: a fresh input another agent's run
+    (`run_id`) answers, or a continuation (a tool result, an approval) naming a run that is
+    not suspended: it is active (another agent resumed it first), it ended, or the channel
+    has no record of it.
 
     Nothing was published; the handler should simply return. `taken` is true when the run
-    was resumed with this very input already (an answer among several, or a duplicate
-    invocation): nothing is wrong, and a worker does not report it.
+    answers this very input already (the fresh input of a duplicate invocation, or an
+    answer among several a resume took): nothing is wrong, and a worker does not report it.
     """
 
     def __init__(

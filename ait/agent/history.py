@@ -18,6 +18,7 @@ __all__ = [
     "SCAN_ENTRIES",
     "RunHistory",
     "answered_calls",
+    "input_answered",
     "resume_answers",
     "run_history",
     "since_suspend",
@@ -138,6 +139,33 @@ async def since_suspend(
         if len(page) < 500:
             return found, answers
         after = page[-1][0]
+
+
+async def input_answered(
+    channel: Channel, input_entry: str, input_event_id: str
+) -> tuple[str, str] | None:
+    """The run started for input `input_event_id` (at entry `input_entry`) and its state
+    now (`active`, `suspended` or `ended`), read forward from the input (outputs left
+    undecoded, up to SCAN_ENTRIES entries); None when no run started for it."""
+    found: tuple[str, str] | None = None
+    cursor, scanned = input_entry, 0
+    while scanned < SCAN_ENTRIES:
+        page, last = await channel.scan(f"({cursor}", "+", 500, skip=("output",))
+        for _, event in page:
+            if isinstance(event, RunStart) and event.input_event_id == input_event_id:
+                found = found or (event.run_id, "active")
+            elif (
+                isinstance(event, RunResume | RunSuspend | RunEnd)
+                and found is not None
+                and event.run_id == found[0]
+            ):
+                found = (found[0], _STATES[type(event)])
+        if last is None:
+            break
+        # Counted in pages of 500: the outputs skipped are entries read too.
+        scanned += 500
+        cursor = last
+    return found
 
 
 def answered_calls(payload: object) -> set[str]:

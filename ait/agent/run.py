@@ -48,7 +48,7 @@ from ..events import (
     RunSuspend,
 )
 from ..ids import entry_id_key, new_id
-from .history import RunHistory, resume_answers, since_suspend
+from .history import RunHistory, input_answered, resume_answers, since_suspend
 from .results import CancelHook, CancelRequest, PipeResult, ToolCall, error_code
 
 if TYPE_CHECKING:
@@ -86,6 +86,9 @@ class Run:
         self.input_entry_id: str | None = None
         #: True when `start()` re-entered a suspended run (`run.resume`).
         self.resumed = False
+        #: Answer the input even though a run for it started already: set by a worker's
+        #: crash recovery (`restart_lost`), whose new run replaces a lost one.
+        self.answer_again = False
         #: For a resumed run: the answers it took (tool results, approvals), in channel
         #: order; `input` is the first. Several when parallel calls were answered apart.
         self.answers: list[Input] = []
@@ -185,23 +188,59 @@ class Run:
         if event.run_id is not None:
             await self._resume(entry_id, event, event.run_id)
         else:
-            # Cancels sent since the input are held before the run adopts them.
-            await session.catch_up(since=entry_id)
-            self.input, self.input_entry_id = event, entry_id
-            self.run_id = self._requested_run_id or new_id()
-            self._origin = (event.message_id, event.client_id, entry_id)
-            session.adopt(self)
-            await session.apply_multitask(self, event.multitask or "parallel")
-            lifecycle = RunStart(
-                **self._headers(event),
-                parent=self.anchor,
-                fork_of=event.fork_of,
-                regenerate=event.regenerate,
-            )
-            await session.channel.publish_many([lifecycle], with_commands=[self._active_set()])
+            await self._claim_input(entry_id, event)
+            try:
+                # Cancels sent since the input are held before the run adopts them.
+                await session.catch_up(since=entry_id)
+                self.input, self.input_entry_id = event, entry_id
+                self._origin = (event.message_id, event.client_id, entry_id)
+                session.adopt(self)
+                await session.apply_multitask(self, event.multitask or "parallel")
+                lifecycle = RunStart(
+                    **self._headers(event),
+                    parent=self.anchor,
+                    fork_of=event.fork_of,
+                    regenerate=event.regenerate,
+                )
+                commands = [self._active_set(), session.settle_input_claim(event.event_id)]
+                await session.channel.publish_many([lifecycle], with_commands=commands)
+            except BaseException:
+                if self.state == "created":  # not rejected (that ended it, claim and all)
+                    await session.give_back_input_claim(self, event.event_id)
+                raise
         self.state = "started"
         self._writer = session.channel.writer()
         self._writer.start_in(session.tasks)
+
+    async def _claim_input(self, entry_id: str, event: Input) -> None:
+        """Take the once-only claim on a fresh input, as a resume claims its run: of
+        several agents woken for one input (a doorbell retried), one answers it and the
+        others get `RunConflict` (`taken`: the input is answered; nothing is wrong)."""
+        session = self.session
+        self.run_id = self._requested_run_id or new_id()
+        holder = await session.claim_input(self, event.event_id)
+        answered = (holder, "active") if holder is not None else None
+        if answered is None and not self.answer_again:
+            # The claim only lives until a run.start: read the channel for one.
+            try:
+                answered = await input_answered(session.channel, entry_id, event.event_id)
+            except BaseException:
+                await session.give_back_input_claim(self, event.event_id)
+                session.release(self)
+                raise
+            if answered is not None:
+                await session.give_back_input_claim(self, event.event_id)
+        if answered is not None:
+            session.release(self)
+            self.run_id = None
+            run_id, state = answered
+            raise RunConflict(
+                run_id,
+                state,
+                taken=True,
+                message=f"input {event.event_id!r} is answered already, by run {run_id!r} "
+                f"({state})",
+            )
 
     def _headers(self, answered: Input) -> dict[str, Any]:
         assert self.run_id is not None

@@ -30,7 +30,7 @@ from typing import Any, cast
 import anyio
 import msgpack  # pyright: ignore[reportMissingTypeStubs]
 
-from ..bus import Bus, Subscription
+from ..bus import Bus, Channel, Subscription
 from ..bus._redis import translate_errors
 from ..bus._tasks import BackgroundTasks
 from ..errors import (
@@ -59,7 +59,7 @@ from .history import SCAN_ENTRIES, RunHistory, run_history
 from .results import CancelHook, CancelRequest
 from .run import Run
 
-__all__ = ["AgentSession"]
+__all__ = ["AgentSession", "input_claim_key"]
 
 
 log = logging.getLogger("ait.agent")
@@ -82,6 +82,28 @@ for i = 1, #ARGV, 2 do
   end
 end
 """
+
+
+# A fresh input's claim is given back only by the run that holds it, and kept alive (while
+# its run waits to start) only while it is still that run's.
+_GIVE_BACK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+_KEEP_CLAIMS = """
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[i + 1] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+  end
+end
+"""
+
+
+def input_claim_key(channel: Channel, input_event_id: str) -> str:
+    """The key of the once-only claim on a fresh input (`<prefix>{<channel>}:claim:<id>`)."""
+    return channel.key_for(f"claim:{input_event_id}")
 
 
 # What the replay of the rewind window leaves undecoded: `_handle` ignores them.
@@ -160,6 +182,8 @@ class AgentSession:
         self._replay_moved = anyio.Event()
         # Set (and replaced) on every lifecycle event routed.
         self._lifecycle = anyio.Event()
+        # Claims on fresh inputs held by runs waiting to start: key -> run id.
+        self._input_claims: dict[str, str] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -502,21 +526,72 @@ class AgentSession:
         with translate_errors(f"claim run {run.run_id!r} on {self.channel.name!r}"):
             return bool(await self.bus.handle.client.hsetnx(*command[1:]))
 
+    async def claim_input(self, run: Run, input_event_id: str) -> str | None:
+        """Claim fresh input `input_event_id` for `run` (`SET NX` of its run id); return
+        None when it is ours, else the run id of the holder.
+
+        How two agents woken for the same input (a doorbell retried) agree on which one
+        answers it. The claim lapses after three heartbeats unless refreshed: the session's
+        heartbeat keeps it while the run waits to start, and the run's `run.start` deletes
+        it (see `settle_input_claim`).
+        """
+        assert run.run_id is not None
+        key = input_claim_key(self.channel, input_event_id)
+        lapse = max(int(3 * self.heartbeat * 1000), 1)
+        client = self.bus.handle.client
+        with translate_errors(f"claim input {input_event_id!r} on {self.channel.name!r}"):
+            for _ in range(3):  # a holder's claim may lapse between the two commands
+                if await client.set(key, run.run_id, nx=True, px=lapse):
+                    self._input_claims[key] = run.run_id
+                    return None
+                holder = await client.get(key)
+                if holder is not None:
+                    return holder.decode()
+        return "?"
+
+    def settle_input_claim(self, input_event_id: str) -> list[Any]:
+        """The command that deletes the claim, for the transaction of its `run.start`:
+        from then on the channel itself says the input is answered."""
+        key = input_claim_key(self.channel, input_event_id)
+        self._input_claims.pop(key, None)
+        return ["DEL", key]
+
+    async def give_back_input_claim(self, run: Run, input_event_id: str) -> None:
+        """Delete the claim if `run` still holds it; best effort (it lapses anyway)."""
+        key = input_claim_key(self.channel, input_event_id)
+        self._input_claims.pop(key, None)
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+            try:
+                with translate_errors(f"give back input {input_event_id!r}"):
+                    await self.bus.handle.client.eval(_GIVE_BACK, 1, key, run.run_id or "")
+            except AitError:  # Redis away: the claim lapses on its own
+                pass
+
     async def unclaim_active(self, run: Run) -> None:
         with translate_errors(f"unclaim run {run.run_id!r} on {self.channel.name!r}"):
             await self.bus.handle.client.hdel(self.active_key, run.run_id)
 
     async def _heartbeat(self) -> None:
-        """Refresh the active-hash records of this session's live runs."""
+        """Refresh the active-hash records of this session's live runs, and the claims of
+        its runs waiting to start."""
         while True:
             await anyio.sleep(self.heartbeat)
             live = [run for run in self._runs if run.state == "started"]
-            if not live:
-                continue
             try:
-                await self.refresh_records(live)
+                if live:
+                    await self.refresh_records(live)
+                if self._input_claims:
+                    await self._keep_input_claims()
             except Exception as exc:  # Redis away: the next beat tries again
                 self.report(AitError(f"unable to refresh the active runs: {exc}"))
+
+    async def _keep_input_claims(self) -> None:
+        claims = dict(self._input_claims)
+        lapse = max(int(3 * self.heartbeat * 1000), 1)
+        with translate_errors(f"refresh the input claims on {self.channel.name!r}"):
+            await self.bus.handle.client.eval(
+                _KEEP_CLAIMS, len(claims), *claims, lapse, *claims.values()
+            )
 
     async def refresh_records(self, runs: list[Run]) -> None:
         """One heartbeat: refresh the active-hash records of `runs`, skipping any whose
@@ -565,7 +640,8 @@ class AgentSession:
             error_code="rejected",
             error_message=message,
         )
-        await self.channel.publish_many([start, end])
+        claim = self.settle_input_claim(run.input.event_id)
+        await self.channel.publish_many([start, end], with_commands=[claim])
         run.state = "ended"
         self.release(run)
         raise RunRejected(run.run_id, message)

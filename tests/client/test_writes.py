@@ -600,6 +600,35 @@ async def test_a_failing_doorbell_raises_but_the_input_is_on_the_channel(
     assert [a.input_event_id for a in attempts] == [sent.event_id]
 
 
+async def test_a_retried_doorbell_gets_the_input_answered_once(
+    bus: ait.Bus, channel_name: str, pool_name: str, connect: Connect
+) -> None:
+    """The doorbell queued the invocation, then raised (its reply was lost); the caller
+    rings again, as documented: two invocations of one input, one run, nothing reported."""
+    queue = bus.pool(pool_name)
+    rings = 0
+
+    async def queues_then_fails_once(invocation: ait.Invocation) -> None:
+        nonlocal rings
+        rings += 1
+        await queue.enqueue(invocation)
+        if rings == 1:
+            raise ConnectionResetError("the reply was lost")
+
+    alice = await connect("alice", invoke=queues_then_fails_once)
+    with pytest.raises(ait.InvokeFailed) as failed:
+        await alice.view.send("hello?")
+    active = failed.value.active_run
+    await active.invoke()
+    assert await queue.length() == 2
+    async with serving(bus, pool_name) as agent:  # both invocations are waiting for it
+        info = await ended(active)
+        await wait_for(lambda: agent.worker is not None and agent.worker.stats["acked"] == 2)
+    assert info.status == "complete"
+    assert len(await events(bus.channel(channel_name), "run.start")) == 1
+    assert agent.errors == []
+
+
 async def test_pool_per_send_routes_to_another_pool(
     bus: ait.Bus, channel_name: str, agent: Agent, connect: Connect
 ) -> None:
