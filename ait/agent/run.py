@@ -49,6 +49,7 @@ from ..events import (
 )
 from ..ids import entry_id_key, new_id
 from .history import RunHistory, input_answered, resume_answers, since_suspend
+from .multitask import make_way
 from .results import CancelHook, CancelRequest, PipeResult, ToolCall, error_code
 
 if TYPE_CHECKING:
@@ -195,14 +196,14 @@ class Run:
                 self.input, self.input_entry_id = event, entry_id
                 self._origin = (event.message_id, event.client_id, entry_id)
                 session.adopt(self)
-                await session.apply_multitask(self, event.multitask or "parallel")
+                commands = await make_way(session, self, event.multitask or "parallel")
                 lifecycle = RunStart(
                     **self._headers(event),
                     parent=self.anchor,
                     fork_of=event.fork_of,
                     regenerate=event.regenerate,
                 )
-                commands = [self._active_set(), session.settle_input_claim(event.event_id)]
+                commands += [self._active_set(), session.settle_input_claim(event.event_id)]
                 await session.channel.publish_many([lifecycle], with_commands=commands)
             except BaseException:
                 if self.state == "created":  # not rejected (that ended it, claim and all)

@@ -38,7 +38,6 @@ from ..errors import (
     BusError,
     ContinuityLost,
     InputNotFound,
-    RunRejected,
     SubscriberLagged,
     UsageError,
 )
@@ -48,7 +47,6 @@ from ..events import (
     Event,
     Input,
     Invocation,
-    Multitask,
     RunEnd,
     RunResume,
     RunStart,
@@ -184,6 +182,8 @@ class AgentSession:
         self._lifecycle = anyio.Event()
         # Claims on fresh inputs held by runs waiting to start: key -> run id.
         self._input_claims: dict[str, str] = {}
+        # `enqueue` inputs not known to have started: event id -> entry id.
+        self._enqueued: OrderedDict[str, str] = OrderedDict()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -339,7 +339,9 @@ class AgentSession:
             for run in list(self._runs):
                 self._offer_cancel(run, entry_id, event)
         elif isinstance(event, RunStart | RunResume | RunEnd | RunSuspend):
-            if isinstance(event, RunEnd | RunSuspend):
+            if isinstance(event, RunStart):
+                self._enqueued.pop(event.input_event_id, None)
+            elif isinstance(event, RunEnd | RunSuspend):
                 ended = self._ended.pop(event.run_id, None)
                 if ended is not None:
                     ended.set()
@@ -351,6 +353,10 @@ class AgentSession:
             )
 
     def _remember_input(self, entry_id: str, event: Input, *, oldest: bool = False) -> None:
+        if event.multitask == "enqueue" and event.run_id is None:
+            self._enqueued[event.event_id] = entry_id
+            while len(self._enqueued) > _HELD:
+                self._enqueued.popitem(last=False)
         if oldest:
             if len(self._inputs) >= _INPUTS or event.event_id in self._inputs:
                 return
@@ -449,6 +455,19 @@ class AgentSession:
         """An event set at the next lifecycle event (of any run) this session routes."""
         return self._lifecycle
 
+    def enqueued_before(self, position: tuple[int, int]) -> dict[str, str]:
+        """The `enqueue` inputs seen before entry `position`, not known to have started
+        (event id -> entry id)."""
+        return {
+            event_id: entry_id
+            for event_id, entry_id in self._enqueued.items()
+            if entry_id_key(entry_id) < position
+        }
+
+    def forget_enqueued(self, event_id: str) -> None:
+        """An `enqueue` input found started: never waited for again."""
+        self._enqueued.pop(event_id, None)
+
     def held_cancels(self) -> list[tuple[str, Cancel]]:
         """The recent cancels this session has seen (replayed and live), oldest first."""
         return list(self._held)
@@ -492,10 +511,17 @@ class AgentSession:
         worker (a worker's crash recovery ends such runs itself): it is left out, and
         removed.
         """
-        client = self.bus.handle.client
         with translate_errors(f"read the active runs of {self.channel.name!r}"):
-            reply = await client.hgetall(self.active_key)
-        runs: dict[str, dict[str, Any]] = {}
+            reply = await self.bus.handle.client.hgetall(self.active_key)
+        return await self.live_records(self.active_key, reply, "active runs")
+
+    async def live_records(
+        self, key: str, reply: dict[bytes, bytes], what: str
+    ) -> dict[str, dict[str, Any]]:
+        """The records of a hash read from `key` (the active runs, the `enqueue` queue), by
+        field, unpacked; those not refreshed (`alive-at`) for three heartbeats are left
+        out, and removed (only if unchanged since they were read)."""
+        records: dict[str, dict[str, Any]] = {}
         stale: list[Any] = []
         oldest = (time.time() - 3 * self.heartbeat) * 1000
         for raw_id, raw in reply.items():
@@ -508,14 +534,14 @@ class AgentSession:
             if isinstance(alive, int | float) and alive < oldest:
                 stale += [raw_id, raw]
                 continue
-            runs[raw_id.decode()] = record
+            records[raw_id.decode()] = record
         if stale:
             try:
-                with translate_errors(f"remove stale active runs of {self.channel.name!r}"):
-                    await client.eval(_REMOVE_STALE, 1, self.active_key, *stale)
+                with translate_errors(f"remove stale {what} of {self.channel.name!r}"):
+                    await self.bus.handle.client.eval(_REMOVE_STALE, 1, key, *stale)
             except AitError as exc:  # housekeeping: they are left out all the same
                 self.report(exc)
-        return runs
+        return records
 
     async def claim_active(self, run: Run) -> bool:
         """Record `run` in the active hash unless a record of its id is there already.
@@ -602,60 +628,9 @@ class AgentSession:
         with translate_errors(f"refresh the active runs of {self.channel.name!r}"):
             await self.bus.handle.client.eval(_REFRESH, 1, self.active_key, *fields)
 
-    async def apply_multitask(self, run: Run, policy: Multitask) -> None:
-        """Make way for `run` as its input asked, before it starts."""
-        if policy == "parallel":
-            return
-        others = [rid for rid in await self.active_runs() if rid != run.run_id]
-        if not others:
-            return
-        if policy == "reject":
-            await self._reject(run, others)
-        if policy == "interrupt":
-            assert run.input is not None
-            cancels = [
-                Cancel(event_id=new_id(), client_id=f"agent:{self.agent_id}", run_id=rid)
-                for rid in others
-            ]
-            await self.channel.publish_many(cancels)
-            await self._wait_gone(others, self.interrupt_timeout)
-        elif policy == "enqueue":
-            await self._wait_gone(others, self.enqueue_timeout)
-
-    async def _reject(self, run: Run, others: list[str]) -> None:
-        assert run.input is not None and run.run_id is not None
-        message = f"another run is active on this channel ({', '.join(others)}); input rejected"
-        start = RunStart(
-            run_id=run.run_id,
-            invocation_id=run.invocation_id,
-            input_event_id=run.input.event_id,
-            input_message_id=run.input.message_id,
-            run_client_id=run.input.client_id,
-            parent=run.anchor,
-        )
-        end = RunEnd(
-            run_id=run.run_id,
-            invocation_id=run.invocation_id,
-            reason="error",
-            error_code="rejected",
-            error_message=message,
-        )
-        claim = self.settle_input_claim(run.input.event_id)
-        await self.channel.publish_many([start, end], with_commands=[claim])
-        run.state = "ended"
-        self.release(run)
-        raise RunRejected(run.run_id, message)
-
-    async def _wait_gone(self, run_ids: list[str], limit: float) -> None:
-        with anyio.move_on_after(limit):
-            while True:
-                active = await self.active_runs()
-                remaining = [rid for rid in run_ids if rid in active]
-                if not remaining:
-                    return
-                ended = self._ended.setdefault(remaining[0], anyio.Event())
-                with anyio.move_on_after(1.0):  # also poll: another agent may have crashed
-                    await ended.wait()
+    async def wait_ended(self, run_id: str) -> None:
+        """Return when this session routes the end (or suspend) of run `run_id`."""
+        await self._ended.setdefault(run_id, anyio.Event()).wait()
 
     async def run_history(self, run_id: str) -> RunHistory:
         """What the channel says of a run: its state now, its messages, its tool calls.

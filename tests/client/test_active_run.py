@@ -160,6 +160,28 @@ async def test_awaiting_the_run_id_of_a_run_that_never_starts_fails_on_close(
     assert await text_of(active) == []  # ends, does not hang
 
 
+async def test_enqueued_sends_are_answered_one_after_another_in_order(
+    bus: ait.Bus, channel_name: str, agent: Agent, connect: Connect
+) -> None:
+    """While A streams, B then C ask `enqueue`: with free workers for both, B starts when
+    A ends, and C when B ends."""
+    agent.provider = ScriptedProvider([f"t{i} " for i in range(20)], delay=0.01)
+    alice = await connect("alice")
+    a = await alice.view.send("A")
+    await started(a)
+    b = await alice.view.send("B", multitask="enqueue")
+    c = await alice.view.send("C", multitask="enqueue")
+    infos = [await ended(active) for active in (a, b, c)]
+    assert [info.status for info in infos] == ["complete"] * 3
+    order = [
+        (event.type, event.run_id)
+        for event in await events(bus.channel(channel_name))
+        if event.type in ("run.start", "run.end")
+    ]
+    runs = [info.run_id for info in infos]
+    assert order == [(kind, run) for run in runs for kind in ("run.start", "run.end")]
+
+
 # -- cancel -------------------------------------------------------------------------------------
 
 
