@@ -302,7 +302,8 @@ class AnswerRefused(RunError):
 
 class InvokeFailed(RunError):
     """An input was published, but waking an agent for it failed (the pool enqueue or your
-    doorbell raised; `__cause__` says why).
+    doorbell raised, or did not answer within the session's `invoke_timeout`: then
+    `__cause__` is a `TimeoutError`; `__cause__` says why).
 
     `active_run` is the live handle of that input: retry with `await error.active_run.invoke()`.
     """

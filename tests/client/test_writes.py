@@ -629,6 +629,32 @@ async def test_a_retried_doorbell_gets_the_input_answered_once(
     assert agent.errors == []
 
 
+async def test_a_hanging_doorbell_fails_the_write_in_time_with_the_handle(
+    bus: ait.Bus, channel_name: str, connect: Connect
+) -> None:
+    """A doorbell that never answers must not hold `send()`: after `invoke_timeout` the
+    write raises InvokeFailed, with the live ActiveRun (to cancel, or to ring again)."""
+    rung = anyio.Event()
+
+    async def hangs(invocation: ait.Invocation) -> None:
+        rung.set()
+        await anyio.sleep_forever()
+
+    alice = await connect("alice", invoke=hangs, invoke_timeout=0.2)
+    with anyio.fail_after(10), pytest.raises(ait.InvokeFailed) as failed:
+        await alice.view.send("anyone?")
+    assert rung.is_set() and isinstance(failed.value.__cause__, TimeoutError)
+    assert "invoke_timeout" in str(failed.value.__cause__)
+    active = failed.value.active_run
+    (sent,) = await events(bus.channel(channel_name), "input")
+    assert active.input_event_id == sent.event_id
+    await active.cancel()  # there is a handle to act on
+    (cancel,) = await events(bus.channel(channel_name), "cancel")
+    assert cancel.input_message_id == active.message_id
+    with anyio.fail_after(10), pytest.raises(TimeoutError):
+        await active.invoke()  # ringing again is bounded too
+
+
 async def test_pool_per_send_routes_to_another_pool(
     bus: ait.Bus, channel_name: str, agent: Agent, connect: Connect
 ) -> None:
