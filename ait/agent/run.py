@@ -162,7 +162,11 @@ class Run:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Find the input, take the run id, apply the multitask policy, publish the start.
+        """Find the input, claim it, take the run id, apply the multitask policy, publish
+        the start.
+
+        Of several agents woken for one fresh input, one answers it (a claim keyed by the
+        input's event id) and the others get `RunConflict` with `taken`.
 
         For an input that continues a suspended run (a tool result, an approval), the run
         takes that run's id and publishes `run.resume`; of several agents woken for it,
@@ -174,10 +178,13 @@ class Run:
             InputNotFound: the input did not show up in time; nothing was published.
             RunRejected: the input asked `reject` and another run is active; the run was
                 started and ended with an error `rejected` for the client to see.
-            RunConflict: the input continues a run that is not suspended (active, ended,
-                or unknown); nothing was published.
+            RunConflict: another agent answers the input already (`taken`: a duplicate
+                invocation), or the input continues a run that is not suspended (active,
+                ended, or unknown); nothing was published.
             AwaitingAnswers: the input answers a suspended run, which still waits for
                 answers to other calls; nothing was published.
+            RunCancelled: the input answers a suspended run that a cancel asked to stop:
+                the run was ended `cancelled` instead of resumed.
             UsageError: the run was already started.
         """
         if self.state != "created":
@@ -302,7 +309,8 @@ class Run:
             # whose answer was not taken learns so from the run.resume.
             self.input_entry_id, self.input = taken[0]
             self.answers = [answer for _, answer in taken]
-            if await self._cancelled_while_suspended(history.cancels):
+            honoured = await self._cancelled_while_suspended(history.cancels)
+            if honoured or self.cancelled:  # (one routed meanwhile may have been allowed)
                 # Nobody held the run when it was cancelled: end it now, as asked, in place
                 # of the resume (the claim goes with it). The answers are not taken.
                 end = RunEnd(run_id=run_id, invocation_id=self.invocation_id, reason="cancelled")
