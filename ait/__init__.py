@@ -68,6 +68,7 @@ from .errors import ProviderStatusError as ProviderStatusError
 from .errors import ProviderStreamError as ProviderStreamError
 from .errors import ProviderTimeout as ProviderTimeout
 from .errors import RateLimitError as RateLimitError
+from .errors import RunCancelled as RunCancelled
 from .errors import RunConflict as RunConflict
 from .errors import RunError as RunError
 from .errors import RunRejected as RunRejected
@@ -139,6 +140,7 @@ __all__ = [
     "RateLimitError",
     "Retention",
     "Run",
+    "RunCancelled",
     "RunConflict",
     "RunEnd",
     "RunError",

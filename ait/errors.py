@@ -16,8 +16,9 @@ AitError
 ├── RunError                              a run could not do what was asked
 │   ├── InputNotFound                     an invocation's input never showed up on the channel
 │   ├── RunRejected                       the input asked `reject` and another run was active
-│   ├── RunConflict                       a continuation named a run that is not suspended
-│   │   └── AwaitingAnswers               the run waits for answers to more of its calls
+│   ├── RunConflict                       the input is answered already, or its run is not suspended
+│   │   ├── AwaitingAnswers               the run waits for answers to more of its calls
+│   │   └── RunCancelled                  the run was cancelled while suspended: ended, not resumed
 │   ├── AnswerRefused                     a client's answer was not the one its run took
 │   └── InvokeFailed                      an input was published but no agent could be woken
 └── ProviderError                         a model provider failed (`code` names the failure)
@@ -70,6 +71,7 @@ __all__ = [
     "ProviderStreamError",
     "ProviderTimeout",
     "RateLimitError",
+    "RunCancelled",
     "RunConflict",
     "RunError",
     "RunRejected",
@@ -227,12 +229,14 @@ class RunRejected(RunError):
 
 
 class RunConflict(RunError):
-    """A continuation (a tool result, an approval) named a run that is not suspended: it is
-    active (another agent resumed it first), it ended, or the channel has no record of it.
+    """The invocation's input is answered already: a fresh input another agent's run
+    (`run_id`) answers, or a continuation (a tool result, an approval) naming a run that is
+    not suspended: it is active (another agent resumed it first), it ended, or the channel
+    has no record of it.
 
     Nothing was published; the handler should simply return. `taken` is true when the run
-    was resumed with this very input already (an answer among several, or a duplicate
-    invocation): nothing is wrong, and a worker does not report it.
+    answers this very input already (the fresh input of a duplicate invocation, or an
+    answer among several a resume took): nothing is wrong, and a worker does not report it.
     """
 
     def __init__(
@@ -267,6 +271,23 @@ class AwaitingAnswers(RunConflict):
         )
 
 
+class RunCancelled(RunConflict):
+    """An answer to a suspended run that a cancel asked to stop while it was suspended (and
+    the `on_cancel` hook allowed it): instead of resuming the run, `run.start()` ended it
+    with `cancelled` (`state` is `ended`). The answer was not taken: its client's
+    `ActiveRun` raises `AnswerRefused`. The handler should simply return (a worker does so
+    without reporting it).
+    """
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            run_id,
+            "ended",
+            message=f"run {run_id!r} was cancelled while suspended: it was ended `cancelled` "
+            "instead of being resumed",
+        )
+
+
 class AnswerRefused(RunError):
     """A client's answer (a tool result, an approval) that its run did not take: another
     answer resumed the run first, or the run ended. Raised by the answer's `ActiveRun`
@@ -281,7 +302,8 @@ class AnswerRefused(RunError):
 
 class InvokeFailed(RunError):
     """An input was published, but waking an agent for it failed (the pool enqueue or your
-    doorbell raised; `__cause__` says why).
+    doorbell raised, or did not answer within the session's `invoke_timeout`: then
+    `__cause__` is a `TimeoutError`; `__cause__` says why).
 
     `active_run` is the live handle of that input: retry with `await error.active_run.invoke()`.
     """

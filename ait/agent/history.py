@@ -11,13 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from ..bus import Channel
-from ..events import Input, Output, RunEnd, RunResume, RunStart, RunSuspend
+from ..bus import Channel, Entry
+from ..events import Cancel, Input, Output, RunEnd, RunResume, RunStart, RunSuspend
 
 __all__ = [
     "SCAN_ENTRIES",
     "RunHistory",
     "answered_calls",
+    "input_answered",
     "resume_answers",
     "run_history",
     "since_suspend",
@@ -44,6 +45,13 @@ class RunHistory:
     awaiting: tuple[str, ...] = ()
     #: The event ids of the answers its resumes took.
     taken: set[str] = field(default_factory=set[str])
+    #: Its `run.start`, and the entry id of the input it names (or, when that input is
+    #: not in the page read last, of the `run.start`): where cancels of it may begin.
+    start: RunStart | None = None
+    origin_id: str | None = None
+    #: The cancels read on the way (every one after the `run.start`), newest first: which
+    #: of them target the run is for `cancel_applies` to say.
+    cancels: list[tuple[str, Cancel]] = field(default_factory=list[tuple[str, Cancel]])
 
     def in_order(self) -> RunHistory:
         """Order `messages` (gathered newest entry first) by each message's first entry."""
@@ -69,7 +77,8 @@ async def run_history(channel: Channel, run_id: str) -> RunHistory:
     scanned = 0
     while scanned < SCAN_ENTRIES:
         page = await channel.history(before, limit=500)
-        for entry_id, event in reversed(page):
+        for index in range(len(page) - 1, -1, -1):
+            entry_id, event = page[index]
             if isinstance(event, RunStart | RunResume | RunSuspend | RunEnd):
                 if event.run_id == run_id and found.state is None:
                     found.state, found.state_id = _STATES[type(event)], entry_id
@@ -78,7 +87,11 @@ async def run_history(channel: Channel, run_id: str) -> RunHistory:
                 if isinstance(event, RunResume) and event.run_id == run_id:
                     found.taken.update(event.answers)
                 if isinstance(event, RunStart) and event.run_id == run_id:
+                    found.start, found.origin_id = event, entry_id
+                    _find_origin(found, event, page[:index])
                     return found.in_order()
+            elif isinstance(event, Cancel):
+                found.cancels.append((entry_id, event))
             elif isinstance(event, Output) and event.run_id == run_id:
                 found.messages.append(event.message_id)
                 found.parents[event.message_id] = event.parent  # the oldest entry wins
@@ -91,6 +104,17 @@ async def run_history(channel: Channel, run_id: str) -> RunHistory:
             break
         before = page[0][0]
     return found.in_order()
+
+
+def _find_origin(found: RunHistory, start: RunStart, older: list[Entry]) -> None:
+    """Look for the input `start` names among the `older` entries of its page (usually just
+    before it), with the cancels between them."""
+    for entry_id, event in reversed(older):
+        if isinstance(event, Input) and event.event_id == start.input_event_id:
+            found.origin_id = entry_id
+            return
+        if isinstance(event, Cancel):
+            found.cancels.append((entry_id, event))
 
 
 async def since_suspend(
@@ -115,6 +139,33 @@ async def since_suspend(
         if len(page) < 500:
             return found, answers
         after = page[-1][0]
+
+
+async def input_answered(
+    channel: Channel, input_entry: str, input_event_id: str
+) -> tuple[str, str] | None:
+    """The run started for input `input_event_id` (at entry `input_entry`) and its state
+    now (`active`, `suspended` or `ended`), read forward from the input (outputs left
+    undecoded, up to SCAN_ENTRIES entries); None when no run started for it."""
+    found: tuple[str, str] | None = None
+    cursor, scanned = input_entry, 0
+    while scanned < SCAN_ENTRIES:
+        page, last = await channel.scan(f"({cursor}", "+", 500, skip=("output",))
+        for _, event in page:
+            if isinstance(event, RunStart) and event.input_event_id == input_event_id:
+                found = found or (event.run_id, "active")
+            elif (
+                isinstance(event, RunResume | RunSuspend | RunEnd)
+                and found is not None
+                and event.run_id == found[0]
+            ):
+                found = (found[0], _STATES[type(event)])
+        if last is None:
+            break
+        # Counted in pages of 500: the outputs skipped are entries read too.
+        scanned += 500
+        cursor = last
+    return found
 
 
 def answered_calls(payload: object) -> set[str]:

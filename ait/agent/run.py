@@ -27,9 +27,18 @@ import msgpack  # pyright: ignore[reportMissingTypeStubs]
 from ..bus import CoalescingWriter
 from ..codec.chat import ChatEncoder
 from ..conversation import FoldError, Message, Tree
-from ..errors import AitError, AwaitingAnswers, RunConflict, UsageError, WriteFailed
+from ..conversation.runs import cancel_applies
+from ..errors import (
+    AitError,
+    AwaitingAnswers,
+    RunCancelled,
+    RunConflict,
+    UsageError,
+    WriteFailed,
+)
 from ..events import (
     BadEntry,
+    Cancel,
     Input,
     Invocation,
     RunEnd,
@@ -38,8 +47,9 @@ from ..events import (
     RunStart,
     RunSuspend,
 )
-from ..ids import new_id
-from .history import resume_answers, since_suspend
+from ..ids import entry_id_key, new_id
+from .history import RunHistory, input_answered, resume_answers, since_suspend
+from .multitask import make_way
 from .results import CancelHook, CancelRequest, PipeResult, ToolCall, error_code
 
 if TYPE_CHECKING:
@@ -77,6 +87,9 @@ class Run:
         self.input_entry_id: str | None = None
         #: True when `start()` re-entered a suspended run (`run.resume`).
         self.resumed = False
+        #: Answer the input even though a run for it started already: set by a worker's
+        #: crash recovery (`restart_lost`), whose new run replaces a lost one.
+        self.answer_again = False
         #: For a resumed run: the answers it took (tool results, approvals), in channel
         #: order; `input` is the first. Several when parallel calls were answered apart.
         self.answers: list[Input] = []
@@ -93,6 +106,9 @@ class Run:
         #: "approval"): what `suspend()` waits for unless told otherwise.
         self._open: dict[str, str] = {}
         self._started_at: int | None = None
+        #: What cancels are matched against: the message id and client id of the input
+        #: the run started for, and that input's entry id (set by `start()`).
+        self._origin: tuple[str | None, str | None, str] | None = None
 
     def __repr__(self) -> str:
         return f"Run({self.run_id or '?'}, {self.state}, channel={self.invocation.channel!r})"
@@ -121,6 +137,21 @@ class Run:
     def client_id(self) -> str | None:
         return self.input.client_id if self.input is not None else None
 
+    def targeted_by(self, entry_id: str, cancel: Cancel) -> bool:
+        """Whether `cancel` (at `entry_id`) asks to stop this run: `cancel_applies`, the
+        rule every client's fold applies to mark `RunInfo.cancel_requested`."""
+        if self._origin is None:
+            return False  # not started: the cancel is held and offered again then
+        message_id, client_id, input_entry = self._origin
+        return cancel_applies(
+            cancel,
+            entry_id_key(entry_id),
+            run_id=self.run_id,
+            input_message_id=message_id,
+            client_id=client_id,
+            after=entry_id_key(input_entry),
+        )
+
     def request_cancel(self, request: CancelRequest) -> None:
         """Mark the run cancelled (the session calls this once hooks allowed it)."""
         if self.state in ("ended", "suspended") or self._cancelled.is_set():
@@ -131,7 +162,11 @@ class Run:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Find the input, take the run id, apply the multitask policy, publish the start.
+        """Find the input, claim it, take the run id, apply the multitask policy, publish
+        the start.
+
+        Of several agents woken for one fresh input, one answers it (a claim keyed by the
+        input's event id) and the others get `RunConflict` with `taken`.
 
         For an input that continues a suspended run (a tool result, an approval), the run
         takes that run's id and publishes `run.resume`; of several agents woken for it,
@@ -143,10 +178,13 @@ class Run:
             InputNotFound: the input did not show up in time; nothing was published.
             RunRejected: the input asked `reject` and another run is active; the run was
                 started and ended with an error `rejected` for the client to see.
-            RunConflict: the input continues a run that is not suspended (active, ended,
-                or unknown); nothing was published.
+            RunConflict: another agent answers the input already (`taken`: a duplicate
+                invocation), or the input continues a run that is not suspended (active,
+                ended, or unknown); nothing was published.
             AwaitingAnswers: the input answers a suspended run, which still waits for
                 answers to other calls; nothing was published.
+            RunCancelled: the input answers a suspended run that a cancel asked to stop:
+                the run was ended `cancelled` instead of resumed.
             UsageError: the run was already started.
         """
         if self.state != "created":
@@ -155,98 +193,177 @@ class Run:
         entry_id, event = await session.find_input(
             self.invocation.input_event_id, queued_at=self.invocation.enqueued_at
         )
-        continuation = event.run_id is not None
-        suspended_at: str | None = None
         if event.run_id is not None:
-            history = await session.run_history(event.run_id)
-            if history.state != "suspended":
-                session.release(self)  # it will never run: no cancel is routed to it
-                raise RunConflict(
-                    event.run_id, history.state, taken=event.event_id in history.taken
-                )
-            suspended_at = history.state_id
-            assert suspended_at is not None
-            if history.awaiting:
-                # Only the invocation that brings the last awaited answer resumes it. It
-                # sees every answer: its own input is on the channel, after the others.
-                since, answers = await since_suspend(session.channel, event.run_id, suspended_at)
-                if since.state is not None:
-                    session.release(self)
-                    raise RunConflict(
-                        event.run_id, since.state, taken=event.event_id in since.taken
-                    )
-                missing = resume_answers(answers, history.awaiting)[1]
-                if missing:
-                    session.release(self)
-                    raise AwaitingAnswers(event.run_id, missing)
-            self._parents, self._calls = dict(history.parents), dict(history.calls)
-            self._last_message_id = history.messages[-1] if history.messages else None
-        # Cancels sent since the input (or the suspend) are held before the run adopts them.
-        await session.catch_up(since=suspended_at or entry_id)
-        self.input, self.input_entry_id = event, entry_id
-        self.run_id = event.run_id if continuation else (self._requested_run_id or new_id())
-        self.resumed = continuation
-        headers: dict[str, Any] = {
-            "run_id": self.run_id,
-            "invocation_id": self.invocation_id,
-            "input_event_id": event.event_id,
-            "input_message_id": event.message_id,
-            "run_client_id": event.client_id,
-        }
-        lifecycle: RunStart | RunResume
-        if continuation:
-            assert suspended_at is not None and event.run_id is not None
-            if not await session.claim_active(self):
-                session.release(self)
-                # Another agent holds the run: resuming it, with this answer among its own
-                # when both were on the channel (its run.resume is usually out by now).
-                since = (await since_suspend(session.channel, event.run_id, suspended_at))[0]
-                raise RunConflict(event.run_id, "active", taken=event.event_id in since.taken)
-            # Another agent may have resumed it and let go (ended or suspended it again)
-            # since we read it suspended: then the claim went through, but is not ours.
-            try:
-                since, answers = await since_suspend(session.channel, event.run_id, suspended_at)
-            except BaseException:
-                session.release(self)
-                await self._unclaim()
-                raise
-            if since.state is not None:
-                session.release(self)
-                await self._unclaim()
-                raise RunConflict(event.run_id, since.state, taken=event.event_id in since.taken)
-            taken = resume_answers(answers, ())[0] or [(entry_id, event)]
-            first_entry, first = taken[0]
-            if first.event_id != event.event_id:
-                # Answers raced (two clients, one call), or parallel calls were answered
-                # apart: the run resumes with the first on the channel, whichever agent
-                # gets here first, as every client's fold keeps the first answer to a
-                # call. A client whose answer was not taken learns so from the run.resume.
-                self.input, self.input_entry_id = first, first_entry
-                headers.update(
-                    input_event_id=first.event_id,
-                    input_message_id=first.message_id,
-                    run_client_id=first.client_id,
-                )
-            self.answers = [answer for _, answer in taken]
-            session.adopt(self)
-            listed = [answer.event_id for answer in self.answers] if len(taken) > 1 else None
-            lifecycle = RunResume(**headers, payload=listed and {"answers": listed})
-            try:
-                await session.channel.publish_many([lifecycle])
-            except BaseException:
-                session.release(self)
-                await self._unclaim()
-                raise
+            await self._resume(entry_id, event, event.run_id)
         else:
-            session.adopt(self)
-            await session.apply_multitask(self, event.multitask or "parallel")
-            lifecycle = RunStart(
-                **headers, parent=self.anchor, fork_of=event.fork_of, regenerate=event.regenerate
-            )
-            await session.channel.publish_many([lifecycle], with_commands=[self._active_set()])
+            await self._claim_input(entry_id, event)
+            try:
+                # Cancels sent since the input are held before the run adopts them.
+                await session.catch_up(since=entry_id)
+                self.input, self.input_entry_id = event, entry_id
+                self._origin = (event.message_id, event.client_id, entry_id)
+                session.adopt(self)
+                commands = await make_way(session, self, event.multitask or "parallel")
+                lifecycle = RunStart(
+                    **self._headers(event),
+                    parent=self.anchor,
+                    fork_of=event.fork_of,
+                    regenerate=event.regenerate,
+                )
+                commands += [self._active_set(), session.settle_input_claim(event.event_id)]
+                await session.channel.publish_many([lifecycle], with_commands=commands)
+            except BaseException:
+                if self.state == "created":  # not rejected (that ended it, claim and all)
+                    await session.give_back_input_claim(self, event.event_id)
+                raise
         self.state = "started"
         self._writer = session.channel.writer()
         self._writer.start_in(session.tasks)
+
+    async def _claim_input(self, entry_id: str, event: Input) -> None:
+        """Take the once-only claim on a fresh input, as a resume claims its run: of
+        several agents woken for one input (a doorbell retried), one answers it and the
+        others get `RunConflict` (`taken`: the input is answered; nothing is wrong)."""
+        session = self.session
+        self.run_id = self._requested_run_id or new_id()
+        holder = await session.claim_input(self, event.event_id)
+        answered = (holder, "active") if holder is not None else None
+        if answered is None and not self.answer_again:
+            # The claim only lives until a run.start: read the channel for one.
+            try:
+                answered = await input_answered(session.channel, entry_id, event.event_id)
+            except BaseException:
+                await session.give_back_input_claim(self, event.event_id)
+                session.release(self)
+                raise
+            if answered is not None:
+                await session.give_back_input_claim(self, event.event_id)
+        if answered is not None:
+            session.release(self)
+            self.run_id = None
+            run_id, state = answered
+            raise RunConflict(
+                run_id,
+                state,
+                taken=True,
+                message=f"input {event.event_id!r} is answered already, by run {run_id!r} "
+                f"({state})",
+            )
+
+    def _headers(self, answered: Input) -> dict[str, Any]:
+        assert self.run_id is not None
+        return {
+            "run_id": self.run_id,
+            "invocation_id": self.invocation_id,
+            "input_event_id": answered.event_id,
+            "input_message_id": answered.message_id,
+            "run_client_id": answered.client_id,
+        }
+
+    async def _resume(self, entry_id: str, event: Input, run_id: str) -> None:
+        """`start()` for an input that answers suspended run `run_id`: claim the run, then
+        publish `run.resume`, or `run.end` (`cancelled`) if a cancel asked to stop it."""
+        session = self.session
+        history = await session.run_history(run_id)
+        if history.state != "suspended":
+            session.release(self)  # it will never run: no cancel is routed to it
+            raise RunConflict(run_id, history.state, taken=event.event_id in history.taken)
+        suspended_at = history.state_id
+        assert suspended_at is not None
+        if history.awaiting:
+            # Only the invocation that brings the last awaited answer resumes it. It sees
+            # every answer: its own input is on the channel, after the others.
+            since, answers = await since_suspend(session.channel, run_id, suspended_at)
+            if since.state is not None:
+                session.release(self)
+                raise RunConflict(run_id, since.state, taken=event.event_id in since.taken)
+            missing = resume_answers(answers, history.awaiting)[1]
+            if missing:
+                session.release(self)
+                raise AwaitingAnswers(run_id, missing)
+        self._parents, self._calls = dict(history.parents), dict(history.calls)
+        self._last_message_id = history.messages[-1] if history.messages else None
+        # Cancels sent since the suspend are held before the run judges them.
+        await session.catch_up(since=suspended_at)
+        self.input, self.input_entry_id = event, entry_id
+        self.run_id = run_id
+        start = history.start
+        if start is not None and history.origin_id is not None:
+            self._origin = (start.input_message_id, start.run_client_id, history.origin_id)
+        else:  # its start is out of reach: only cancels since the suspend can be judged
+            self._origin = (None, None, suspended_at)
+        if not await session.claim_active(self):
+            session.release(self)
+            since = await self._others_move(run_id, suspended_at)
+            raise RunConflict(run_id, since.state or "active", taken=event.event_id in since.taken)
+        try:
+            # Another agent may have resumed it and let go (ended or suspended it again)
+            # since we read it suspended: then the claim went through, but is not ours.
+            since, answers = await since_suspend(session.channel, run_id, suspended_at)
+            if since.state is not None:
+                raise RunConflict(run_id, since.state, taken=event.event_id in since.taken)
+            taken = resume_answers(answers, ())[0] or [(entry_id, event)]
+            # Answers raced (two clients, one call), or parallel calls were answered apart:
+            # the run resumes with the first on the channel, whichever agent gets here
+            # first, as every client's fold keeps the first answer to a call. A client
+            # whose answer was not taken learns so from the run.resume.
+            self.input_entry_id, self.input = taken[0]
+            self.answers = [answer for _, answer in taken]
+            honoured = await self._cancelled_while_suspended(history.cancels)
+            if honoured or self.cancelled:  # (one routed meanwhile may have been allowed)
+                # Nobody held the run when it was cancelled: end it now, as asked, in place
+                # of the resume (the claim goes with it). The answers are not taken.
+                end = RunEnd(run_id=run_id, invocation_id=self.invocation_id, reason="cancelled")
+                await session.channel.publish_many([end], with_commands=[self._active_del()])
+                self.state = "ended"
+                raise RunCancelled(run_id)
+            self.resumed = True
+            session.adopt(self, offer_held=False)  # the held cancels were judged above
+            listed = [answer.event_id for answer in self.answers] if len(taken) > 1 else None
+            lifecycle = RunResume(
+                **self._headers(self.input), payload=listed and {"answers": listed}
+            )
+            await session.channel.publish_many([lifecycle])
+        except BaseException:
+            session.release(self)
+            if self.state != "ended":  # an end took the claim with it
+                await self._unclaim()
+            raise
+
+    async def _others_move(self, run_id: str, suspended_at: str) -> RunHistory:
+        """What the agent that holds run `run_id`'s claim did with it since its suspend.
+
+        It resumes the run (with this answer among its own when both were on the channel)
+        or ends it, but may not have published that yet: wait for it, up to the session's
+        `input_timeout`, so that a duplicate of an answer the run takes is told `taken`.
+        """
+        session = self.session
+        since = RunHistory()
+        with anyio.move_on_after(session.input_timeout):
+            while True:
+                moved = session.lifecycle_moved()
+                since = (await since_suspend(session.channel, run_id, suspended_at))[0]
+                if since.state is not None:
+                    break
+                with anyio.move_on_after(1.0):  # also poll: the holder may have died
+                    await moved.wait()
+        return since
+
+    async def _cancelled_while_suspended(self, read: list[tuple[str, Cancel]]) -> bool:
+        """Judge the cancels that target this run, read with its history or held by the
+        session, oldest first; honour the first its hook allows."""
+        found = dict(read)
+        found.update(self.session.held_cancels())
+        for entry_id in sorted(found, key=entry_id_key):
+            cancel = found[entry_id]
+            if not self.targeted_by(entry_id, cancel):
+                continue
+            channel = self.session.channel.name
+            request = CancelRequest(self.run_id, entry_id, cancel, channel, self.client_id)
+            if await self.session.allows(self, request):
+                self.request_cancel(request)
+                return True
+        return False
 
     async def _unclaim(self) -> None:
         """Give back a continuation's claim on the active hash, best effort."""
@@ -491,6 +608,11 @@ class Run:
             return
         if self.state != "started":
             raise UsageError("unable to suspend; the run is created (call start() first)")
+        if self.cancelled:
+            # A cancel was honoured: a suspend would let the next answer go on with what
+            # the user asked to stop. The run ends as asked instead.
+            await self.end("cancelled")
+            return
         assert self.run_id is not None
         if awaiting is None:
             approvals = [cid for cid, wants in self._open.items() if wants == "approval"]

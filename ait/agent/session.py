@@ -30,7 +30,7 @@ from typing import Any, cast
 import anyio
 import msgpack  # pyright: ignore[reportMissingTypeStubs]
 
-from ..bus import Bus, Subscription
+from ..bus import Bus, Channel, Subscription
 from ..bus._redis import translate_errors
 from ..bus._tasks import BackgroundTasks
 from ..errors import (
@@ -38,7 +38,6 @@ from ..errors import (
     BusError,
     ContinuityLost,
     InputNotFound,
-    RunRejected,
     SubscriberLagged,
     UsageError,
 )
@@ -48,8 +47,8 @@ from ..events import (
     Event,
     Input,
     Invocation,
-    Multitask,
     RunEnd,
+    RunResume,
     RunStart,
     RunSuspend,
 )
@@ -58,7 +57,7 @@ from .history import SCAN_ENTRIES, RunHistory, run_history
 from .results import CancelHook, CancelRequest
 from .run import Run
 
-__all__ = ["AgentSession"]
+__all__ = ["AgentSession", "input_claim_key"]
 
 
 log = logging.getLogger("ait.agent")
@@ -81,6 +80,28 @@ for i = 1, #ARGV, 2 do
   end
 end
 """
+
+
+# A fresh input's claim is given back only by the run that holds it, and kept alive (while
+# its run waits to start) only while it is still that run's.
+_GIVE_BACK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+_KEEP_CLAIMS = """
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[i + 1] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+  end
+end
+"""
+
+
+def input_claim_key(channel: Channel, input_event_id: str) -> str:
+    """The key of the once-only claim on a fresh input (`<prefix>{<channel>}:claim:<id>`)."""
+    return channel.key_for(f"claim:{input_event_id}")
 
 
 # What the replay of the rewind window leaves undecoded: `_handle` ignores them.
@@ -157,6 +178,12 @@ class AgentSession:
         # `_replay_moved` is set (and replaced) as it moves back.
         self._replayed_to: tuple[int, int] = (0, 0)
         self._replay_moved = anyio.Event()
+        # Set (and replaced) on every lifecycle event routed.
+        self._lifecycle = anyio.Event()
+        # Claims on fresh inputs held by runs waiting to start: key -> run id.
+        self._input_claims: dict[str, str] = {}
+        # `enqueue` inputs not known to have started: event id -> entry id.
+        self._enqueued: OrderedDict[str, str] = OrderedDict()
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -311,16 +338,25 @@ class AgentSession:
                 self._held.appendleft((entry_id, event))
             for run in list(self._runs):
                 self._offer_cancel(run, entry_id, event)
-        elif isinstance(event, RunEnd | RunSuspend):
-            ended = self._ended.pop(event.run_id, None)
-            if ended is not None:
-                ended.set()
+        elif isinstance(event, RunStart | RunResume | RunEnd | RunSuspend):
+            if isinstance(event, RunStart):
+                self._enqueued.pop(event.input_event_id, None)
+            elif isinstance(event, RunEnd | RunSuspend):
+                ended = self._ended.pop(event.run_id, None)
+                if ended is not None:
+                    ended.set()
+            self._lifecycle.set()
+            self._lifecycle = anyio.Event()
         elif isinstance(event, BadEntry):
             self.report(
                 AitError(f"bad entry {event.entry_id} on {self.channel.name!r}: {event.reason}")
             )
 
     def _remember_input(self, entry_id: str, event: Input, *, oldest: bool = False) -> None:
+        if event.multitask == "enqueue" and event.run_id is None:
+            self._enqueued[event.event_id] = entry_id
+            while len(self._enqueued) > _HELD:
+                self._enqueued.popitem(last=False)
         if oldest:
             if len(self._inputs) >= _INPUTS or event.event_id in self._inputs:
                 return
@@ -406,12 +442,35 @@ class AgentSession:
             before = page[0][0]
         return None
 
-    def adopt(self, run: Run) -> None:
-        """A run knows its input and id: route cancels by run id, honour held cancels."""
+    def adopt(self, run: Run, *, offer_held: bool = True) -> None:
+        """A run knows its input and id: route cancels by run id, honour held cancels
+        (unless `offer_held` is false: the run judged them itself)."""
         assert run.run_id is not None
         self._by_run_id[run.run_id] = run
-        for entry_id, cancel in list(self._held):
-            self._offer_cancel(run, entry_id, cancel)
+        if offer_held:
+            for entry_id, cancel in list(self._held):
+                self._offer_cancel(run, entry_id, cancel)
+
+    def lifecycle_moved(self) -> anyio.Event:
+        """An event set at the next lifecycle event (of any run) this session routes."""
+        return self._lifecycle
+
+    def enqueued_before(self, position: tuple[int, int]) -> dict[str, str]:
+        """The `enqueue` inputs seen before entry `position`, not known to have started
+        (event id -> entry id)."""
+        return {
+            event_id: entry_id
+            for event_id, entry_id in self._enqueued.items()
+            if entry_id_key(entry_id) < position
+        }
+
+    def forget_enqueued(self, event_id: str) -> None:
+        """An `enqueue` input found started: never waited for again."""
+        self._enqueued.pop(event_id, None)
+
+    def held_cancels(self) -> list[tuple[str, Cancel]]:
+        """The recent cancels this session has seen (replayed and live), oldest first."""
+        return list(self._held)
 
     def release(self, run: Run) -> None:
         self._runs.discard(run)
@@ -419,23 +478,9 @@ class AgentSession:
             del self._by_run_id[run.run_id]
 
     def _offer_cancel(self, run: Run, entry_id: str, cancel: Cancel) -> None:
-        if (
-            run.input is None
-            or run.input_entry_id is None
-            or run.state not in ("created", "started")
-        ):
-            return  # not started yet: the cancel is held and offered again then
-        if entry_id_key(entry_id) <= entry_id_key(run.input_entry_id):
-            return  # older than the input: it was about something else
-        if cancel.run_id is not None:
-            matches = cancel.run_id == run.run_id
-        elif cancel.input_message_id is not None:
-            matches = cancel.input_message_id == run.input.message_id
-        elif cancel.scope == "client":
-            matches = cancel.client_id == run.input.client_id
-        else:
-            matches = True
-        if matches and not run.cancelled:
+        if run.state not in ("created", "started") or run.cancelled:
+            return
+        if run.targeted_by(entry_id, cancel):
             self.tasks.start(
                 self._decide,
                 run,
@@ -444,17 +489,20 @@ class AgentSession:
             )
 
     async def _decide(self, run: Run, request: CancelRequest) -> None:
-        hook = run.on_cancel or self.on_cancel
-        allowed = True
-        if hook is not None:
-            try:
-                verdict = hook(request)
-                allowed = bool(await verdict if inspect.isawaitable(verdict) else verdict)
-            except Exception as exc:  # a broken hook refuses, and says so
-                allowed = False
-                self.report(AitError(f"on_cancel hook failed, cancel refused: {exc!r}"))
-        if allowed:
+        if await self.allows(run, request):
             run.request_cancel(request)
+
+    async def allows(self, run: Run, request: CancelRequest) -> bool:
+        """Whether the run's `on_cancel` hook (else the session's) honours `request`."""
+        hook = run.on_cancel or self.on_cancel
+        if hook is None:
+            return True
+        try:
+            verdict = hook(request)
+            return bool(await verdict if inspect.isawaitable(verdict) else verdict)
+        except Exception as exc:  # a broken hook refuses, and says so
+            self.report(AitError(f"on_cancel hook failed, cancel refused: {exc!r}"))
+            return False
 
     async def active_runs(self) -> dict[str, dict[str, Any]]:
         """Runs active on the channel now (any agent), by run id.
@@ -463,10 +511,17 @@ class AgentSession:
         worker (a worker's crash recovery ends such runs itself): it is left out, and
         removed.
         """
-        client = self.bus.handle.client
         with translate_errors(f"read the active runs of {self.channel.name!r}"):
-            reply = await client.hgetall(self.active_key)
-        runs: dict[str, dict[str, Any]] = {}
+            reply = await self.bus.handle.client.hgetall(self.active_key)
+        return await self.live_records(self.active_key, reply, "active runs")
+
+    async def live_records(
+        self, key: str, reply: dict[bytes, bytes], what: str
+    ) -> dict[str, dict[str, Any]]:
+        """The records of a hash read from `key` (the active runs, the `enqueue` queue), by
+        field, unpacked; those not refreshed (`alive-at`) for three heartbeats are left
+        out, and removed (only if unchanged since they were read)."""
+        records: dict[str, dict[str, Any]] = {}
         stale: list[Any] = []
         oldest = (time.time() - 3 * self.heartbeat) * 1000
         for raw_id, raw in reply.items():
@@ -479,14 +534,14 @@ class AgentSession:
             if isinstance(alive, int | float) and alive < oldest:
                 stale += [raw_id, raw]
                 continue
-            runs[raw_id.decode()] = record
+            records[raw_id.decode()] = record
         if stale:
             try:
-                with translate_errors(f"remove stale active runs of {self.channel.name!r}"):
-                    await client.eval(_REMOVE_STALE, 1, self.active_key, *stale)
+                with translate_errors(f"remove stale {what} of {self.channel.name!r}"):
+                    await self.bus.handle.client.eval(_REMOVE_STALE, 1, key, *stale)
             except AitError as exc:  # housekeeping: they are left out all the same
                 self.report(exc)
-        return runs
+        return records
 
     async def claim_active(self, run: Run) -> bool:
         """Record `run` in the active hash unless a record of its id is there already.
@@ -497,21 +552,72 @@ class AgentSession:
         with translate_errors(f"claim run {run.run_id!r} on {self.channel.name!r}"):
             return bool(await self.bus.handle.client.hsetnx(*command[1:]))
 
+    async def claim_input(self, run: Run, input_event_id: str) -> str | None:
+        """Claim fresh input `input_event_id` for `run` (`SET NX` of its run id); return
+        None when it is ours, else the run id of the holder.
+
+        How two agents woken for the same input (a doorbell retried) agree on which one
+        answers it. The claim lapses after three heartbeats unless refreshed: the session's
+        heartbeat keeps it while the run waits to start, and the run's `run.start` deletes
+        it (see `settle_input_claim`).
+        """
+        assert run.run_id is not None
+        key = input_claim_key(self.channel, input_event_id)
+        lapse = max(int(3 * self.heartbeat * 1000), 1)
+        client = self.bus.handle.client
+        with translate_errors(f"claim input {input_event_id!r} on {self.channel.name!r}"):
+            for _ in range(3):  # a holder's claim may lapse between the two commands
+                if await client.set(key, run.run_id, nx=True, px=lapse):
+                    self._input_claims[key] = run.run_id
+                    return None
+                holder = await client.get(key)
+                if holder is not None:
+                    return holder.decode()
+        return "?"
+
+    def settle_input_claim(self, input_event_id: str) -> list[Any]:
+        """The command that deletes the claim, for the transaction of its `run.start`:
+        from then on the channel itself says the input is answered."""
+        key = input_claim_key(self.channel, input_event_id)
+        self._input_claims.pop(key, None)
+        return ["DEL", key]
+
+    async def give_back_input_claim(self, run: Run, input_event_id: str) -> None:
+        """Delete the claim if `run` still holds it; best effort (it lapses anyway)."""
+        key = input_claim_key(self.channel, input_event_id)
+        self._input_claims.pop(key, None)
+        with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+            try:
+                with translate_errors(f"give back input {input_event_id!r}"):
+                    await self.bus.handle.client.eval(_GIVE_BACK, 1, key, run.run_id or "")
+            except AitError:  # Redis away: the claim lapses on its own
+                pass
+
     async def unclaim_active(self, run: Run) -> None:
         with translate_errors(f"unclaim run {run.run_id!r} on {self.channel.name!r}"):
             await self.bus.handle.client.hdel(self.active_key, run.run_id)
 
     async def _heartbeat(self) -> None:
-        """Refresh the active-hash records of this session's live runs."""
+        """Refresh the active-hash records of this session's live runs, and the claims of
+        its runs waiting to start."""
         while True:
             await anyio.sleep(self.heartbeat)
             live = [run for run in self._runs if run.state == "started"]
-            if not live:
-                continue
             try:
-                await self.refresh_records(live)
+                if live:
+                    await self.refresh_records(live)
+                if self._input_claims:
+                    await self._keep_input_claims()
             except Exception as exc:  # Redis away: the next beat tries again
                 self.report(AitError(f"unable to refresh the active runs: {exc}"))
+
+    async def _keep_input_claims(self) -> None:
+        claims = dict(self._input_claims)
+        lapse = max(int(3 * self.heartbeat * 1000), 1)
+        with translate_errors(f"refresh the input claims on {self.channel.name!r}"):
+            await self.bus.handle.client.eval(
+                _KEEP_CLAIMS, len(claims), *claims, lapse, *claims.values()
+            )
 
     async def refresh_records(self, runs: list[Run]) -> None:
         """One heartbeat: refresh the active-hash records of `runs`, skipping any whose
@@ -522,59 +628,9 @@ class AgentSession:
         with translate_errors(f"refresh the active runs of {self.channel.name!r}"):
             await self.bus.handle.client.eval(_REFRESH, 1, self.active_key, *fields)
 
-    async def apply_multitask(self, run: Run, policy: Multitask) -> None:
-        """Make way for `run` as its input asked, before it starts."""
-        if policy == "parallel":
-            return
-        others = [rid for rid in await self.active_runs() if rid != run.run_id]
-        if not others:
-            return
-        if policy == "reject":
-            await self._reject(run, others)
-        if policy == "interrupt":
-            assert run.input is not None
-            cancels = [
-                Cancel(event_id=new_id(), client_id=f"agent:{self.agent_id}", run_id=rid)
-                for rid in others
-            ]
-            await self.channel.publish_many(cancels)
-            await self._wait_gone(others, self.interrupt_timeout)
-        elif policy == "enqueue":
-            await self._wait_gone(others, self.enqueue_timeout)
-
-    async def _reject(self, run: Run, others: list[str]) -> None:
-        assert run.input is not None and run.run_id is not None
-        message = f"another run is active on this channel ({', '.join(others)}); input rejected"
-        start = RunStart(
-            run_id=run.run_id,
-            invocation_id=run.invocation_id,
-            input_event_id=run.input.event_id,
-            input_message_id=run.input.message_id,
-            run_client_id=run.input.client_id,
-            parent=run.anchor,
-        )
-        end = RunEnd(
-            run_id=run.run_id,
-            invocation_id=run.invocation_id,
-            reason="error",
-            error_code="rejected",
-            error_message=message,
-        )
-        await self.channel.publish_many([start, end])
-        run.state = "ended"
-        self.release(run)
-        raise RunRejected(run.run_id, message)
-
-    async def _wait_gone(self, run_ids: list[str], limit: float) -> None:
-        with anyio.move_on_after(limit):
-            while True:
-                active = await self.active_runs()
-                remaining = [rid for rid in run_ids if rid in active]
-                if not remaining:
-                    return
-                ended = self._ended.setdefault(remaining[0], anyio.Event())
-                with anyio.move_on_after(1.0):  # also poll: another agent may have crashed
-                    await ended.wait()
+    async def wait_ended(self, run_id: str) -> None:
+        """Return when this session routes the end (or suspend) of run `run_id`."""
+        await self._ended.setdefault(run_id, anyio.Event()).wait()
 
     async def run_history(self, run_id: str) -> RunHistory:
         """What the channel says of a run: its state now, its messages, its tool calls.

@@ -33,7 +33,7 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import anyio
 import msgpack  # pyright: ignore[reportMissingTypeStubs]
@@ -45,6 +45,7 @@ from ..errors import (
     AwaitingAnswers,
     BusError,
     InputNotFound,
+    RunCancelled,
     RunConflict,
     RunRejected,
     UsageError,
@@ -52,7 +53,7 @@ from ..errors import (
 from ..events import BadEntry, Invocation, RunEnd, RunStart
 from ..ids import new_id
 from .run import Run
-from .session import AgentSession
+from .session import AgentSession, input_claim_key
 
 __all__ = ["AgentWorker", "Handler"]
 
@@ -247,8 +248,9 @@ class AgentWorker:
                     tg.start_soon(renew)
                     try:
                         # A reclaimed invocation whose run is settled is just acknowledged.
-                        if not reclaimed or await self._recover(invocation):
-                            await self._answer(invocation, stop)
+                        outcome = await self._recover(invocation) if reclaimed else "answer"
+                        if outcome is not None:
+                            await self._answer(invocation, stop, again=outcome == "again")
                     except BusError as exc:  # caught here: the task group would wrap it
                         failed = True
                         self.report(exc)  # unacknowledged: a worker reclaims it after the lease
@@ -264,14 +266,17 @@ class AgentWorker:
             self._busy -= 1
             self._slot_freed.set()
 
-    async def _answer(self, invocation: Invocation, stop: anyio.CancelScope) -> None:
+    async def _answer(
+        self, invocation: Invocation, stop: anyio.CancelScope, *, again: bool = False
+    ) -> None:
         async with AgentSession(self.bus, invocation.channel, **self.session_options) as session:
             run = session.create_run(invocation)
+            run.answer_again = again
             with stop:
                 try:
                     await self.handler(run)
                 except RunConflict as exc:
-                    if isinstance(exc, AwaitingAnswers) or exc.taken:  # nothing is wrong
+                    if isinstance(exc, AwaitingAnswers | RunCancelled) or exc.taken:  # all is well
                         log.debug("ait worker %s: %s", self.consumer, exc)
                     else:
                         self.report(exc)
@@ -338,10 +343,14 @@ class AgentWorker:
             except Exception as exc:  # housekeeping: the worker serves on regardless
                 self.report(exc)
 
-    async def _recover(self, invocation: Invocation) -> bool:
-        """Settle an invocation whose worker died; True when it should be answered now."""
+    async def _recover(self, invocation: Invocation) -> Literal["answer", "again"] | None:
+        """Settle an invocation whose worker died: "answer" when it should be answered now,
+        "again" when its lost run was ended and `restart_lost` asks for a new one."""
         channel = self.bus.channel(invocation.channel)
         active_key = channel.key_for("active")
+        # The dead worker's claim on the input, if it died before its run.start: released,
+        # or the input would stay unanswered until it lapsed.
+        claim = input_claim_key(channel, invocation.input_event_id)
         records = await self.bus.handle.client.hgetall(active_key)
         for raw_run_id, raw in records.items():
             record = _unpack(raw)
@@ -356,8 +365,11 @@ class AgentWorker:
                 )
                 await channel.publish_many([lost], with_commands=[["HDEL", active_key, run_id]])
                 self.stats["lost_ended"] += 1
-                return self.restart_lost
-        return not await self._started_before(channel, invocation)
+                return "again" if self.restart_lost else None
+        if await self._started_before(channel, invocation):
+            return None
+        await self.bus.handle.client.delete(claim)
+        return "answer"
 
     async def _started_before(self, channel: Channel, invocation: Invocation) -> bool:
         """Whether a run for this input already started (and so, not active, finished)."""

@@ -77,8 +77,11 @@ class Pool:
 
     async def ensure_group(self) -> None:
         """Create the consumer group (from the queue's start, so nothing queued is skipped)."""
-        if self._group_ready:
-            return
+        if not self._group_ready:
+            await self._create_group()
+
+    async def _create_group(self) -> bool:
+        """XGROUP CREATE; True when this call created the group, False when it existed."""
         try:
             await self._command(
                 "create the worker group", "XGROUP", "CREATE", self.key, GROUP, "0", "MKSTREAM"
@@ -86,7 +89,22 @@ class Pool:
         except BusError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+            created = False
+        else:
+            created = True
         self._group_ready = True
+        return created
+
+    async def _recreate_group(self, error: BusError) -> None:
+        """After NOGROUP: the group is gone (Redis restarted without its data, or the key was
+        deleted). Create it again, then raise a `BusError` that says so, for the caller to
+        report once; return quietly when another call had created it already."""
+        self._group_ready = False
+        if await self._create_group():
+            raise BusError(
+                f"the worker group of pool {self.name!r} was gone (did Redis restart without "
+                "its data?); created it again"
+            ) from error
 
     async def read(self, consumer: str, count: int, block_ms: int) -> list[QueuedInvocation]:
         """Up to `count` new invocations for `consumer`, waiting up to `block_ms` for one.
@@ -97,7 +115,13 @@ class Pool:
         await self.ensure_group()
         deadline = anyio.current_time() + block_ms / 1000
         while True:
-            entries = await self._read_once(consumer, count, block_ms)
+            try:
+                entries = await self._read_once(consumer, count, block_ms)
+            except BusError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                await self._recreate_group(exc)
+                continue
             remaining = deadline - anyio.current_time()
             if entries or block_ms <= 0 or remaining <= 0.02:
                 return entries
@@ -169,10 +193,16 @@ class Pool:
         claimed: list[QueuedInvocation] = []
         cursor = "0-0"
         while True:
-            reply = await self._command(
-                "reclaim invocations",
-                "XAUTOCLAIM", self.key, GROUP, consumer, min_idle_ms, cursor, "COUNT", count,
-            )  # fmt: skip
+            try:
+                reply = await self._command(
+                    "reclaim invocations",
+                    "XAUTOCLAIM", self.key, GROUP, consumer, min_idle_ms, cursor, "COUNT", count,
+                )  # fmt: skip
+            except BusError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                await self._recreate_group(exc)
+                continue
             cursor = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
             claimed.extend(_decode(reply[1]))
             if cursor == "0-0" or len(claimed) >= count:

@@ -107,7 +107,13 @@ class ActiveRun:
 
     async def invoke(self, pool: str | None = None) -> None:
         """Wake an agent for this input again (after a failed doorbell or enqueue: a write
-        that raised with `error.active_run` set published its input already)."""
+        that raised with `error.active_run` set published its input already). Safe even if
+        an earlier ring did reach an agent: an input is answered once.
+
+        Raises:
+            TimeoutError: the doorbell did not answer within the session's `invoke_timeout`;
+            and whatever the doorbell raised.
+        """
         await self.session.wake_agent(self, pool)
 
     async def cancel(self) -> None:

@@ -79,6 +79,9 @@ class ClientSession:
         window: messages the default view shows at first.
         page_size: entries per history page read.
         on_error: called with each `SessionError`; logged when not given.
+        invoke_timeout: seconds a write waits for an agent to be woken (the pool's
+            enqueue, your doorbell) before it raises `InvokeFailed` (with a `TimeoutError`
+            as its cause and the input's live `ActiveRun`); None waits as long as it takes.
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class ClientSession:
         window: int = 50,
         page_size: int = 200,
         on_error: Callable[[SessionError], None] | None = None,
+        invoke_timeout: float | None = 10.0,
     ) -> None:
         if not client_id:
             raise UsageError("a client session needs a non-empty client_id")
@@ -102,6 +106,7 @@ class ClientSession:
         self.client_id = client_id
         self.pool = pool
         self.invoke = invoke
+        self.invoke_timeout = invoke_timeout
         self.window = window
         self.page_size = page_size
         self._on_error = on_error
@@ -301,7 +306,8 @@ class ClientSession:
                 for active in actives:
                     active.finished(info)
             if isinstance(event, RunEnd):
-                self._refuse_answers(event.run_id, "ended")
+                why = "cancelled" if event.reason == "cancelled" else "ended"
+                self._refuse_answers(event.run_id, why)
 
     def _refuse_answers(self, run_id: str, what: str) -> None:
         """Our answers to `run_id` on the channel before this resume or end were not
@@ -350,12 +356,22 @@ class ClientSession:
         return active
 
     async def wake_agent(self, active: ActiveRun, pool: str | None = None) -> None:
-        """Wake an agent for `active`'s input, as the session's `invoke` says."""
+        """Wake an agent for `active`'s input, as the session's `invoke` says.
+
+        Raises:
+            TimeoutError: it took longer than `invoke_timeout` (a hanging doorbell).
+        """
         invoke = self.invoke
-        if invoke == "pool":
-            await self.bus.pool(pool or self.pool).enqueue(active.to_invocation())
-        elif callable(invoke):
-            await invoke(active.to_invocation())
+        with anyio.move_on_after(self.invoke_timeout) as waited:
+            if invoke == "pool":
+                await self.bus.pool(pool or self.pool).enqueue(active.to_invocation())
+            elif callable(invoke):
+                await invoke(active.to_invocation())
+        if waited.cancelled_caught:
+            raise TimeoutError(
+                f"no agent was woken within {self.invoke_timeout:g} s (invoke_timeout): "
+                "the doorbell did not answer"
+            )
 
     async def publish(self, event: Cancel) -> str:
         self.require_open("publish")

@@ -15,10 +15,11 @@ from pydantic import BaseModel, ConfigDict
 from ..events import Cancel, Event, RunEnd, RunResume, RunStart, RunSuspend
 from .message import EntryKey, MessageError
 
-__all__ = ["RunInfo", "RunNode", "RunStatus", "run_info", "targets"]
+__all__ = ["RunInfo", "RunNode", "RunStatus", "cancel_applies", "run_info", "targets"]
 
 RunStatus = Literal["pending", "active", "suspended", "complete", "cancelled", "error"]
 _TERMINAL = ("complete", "cancelled", "error")
+_OLDEST: EntryKey = (-math.inf, -math.inf)
 
 
 class RunInfo(BaseModel):
@@ -30,6 +31,9 @@ class RunInfo(BaseModel):
     status: RunStatus
     started: bool
     client_id: str | None = None
+    #: The invocation (one wake-up of an agent) of its newest lifecycle event: the
+    #: `run.start`'s, then each `run.resume`'s, `run.suspend`'s and `run.end`'s. It changes
+    #: when a suspended run is resumed by another invocation.
     invocation_id: str | None = None
     input_event_id: str | None = None
     input_message_id: str | None = None
@@ -43,8 +47,8 @@ class RunInfo(BaseModel):
 
 
 class RunNode:
-    __slots__ = ("awaiting", "cancel_requested", "error", "first_key", "lifecycle", "messages",
-                 "output_parent", "run_id", "start", "start_key", "status")  # fmt: skip
+    __slots__ = ("awaiting", "cancel_requested", "end_key", "error", "first_key", "lifecycle",
+                 "messages", "output_parent", "run_id", "start", "start_key", "status")  # fmt: skip
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
@@ -58,6 +62,7 @@ class RunNode:
         self.output_parent: str | None = None
         self.cancel_requested = False
         self.awaiting: tuple[str, ...] = ()
+        self.end_key: EntryKey | None = None  # of the run.end that counts
 
     @property
     def anchor(self) -> str | None:
@@ -76,7 +81,8 @@ class RunNode:
         status: RunStatus = "active" if self.start is not None or self.messages else "pending"
         error: MessageError | None = None
         awaiting: tuple[str, ...] = ()
-        for _, event in self.lifecycle:
+        end_key: EntryKey | None = None
+        for key, event in self.lifecycle:
             if isinstance(event, RunSuspend):
                 if status in ("active", "pending"):
                     status, awaiting = "suspended", event.awaiting
@@ -84,25 +90,59 @@ class RunNode:
                 if status == "suspended":
                     status = "active"
             elif isinstance(event, RunEnd) and status not in _TERMINAL:
-                status = event.reason
+                status, end_key = event.reason, key
                 if event.reason == "error":
                     error = MessageError(
                         code=event.error_code or "error", message=event.error_message or ""
                     )
-        self.status, self.error = status, error
+        self.status, self.error, self.end_key = status, error, end_key
         self.awaiting = awaiting if status == "suspended" else ()
 
 
-def targets(event: Cancel, key: EntryKey, run: RunNode) -> bool:
-    """Whether cancel `event` (at entry `key`) asks to cancel `run`, in any arrival order."""
+def cancel_applies(
+    cancel: Cancel,
+    at: EntryKey,
+    *,
+    run_id: str | None,
+    input_message_id: str | None,
+    client_id: str | None,
+    after: EntryKey,
+    before: EntryKey | None = None,
+) -> bool:
+    """Whether `cancel`, on the channel at entry `at`, asks to stop a run: the one rule,
+    which every fold (`RunInfo.cancel_requested`) and every agent (what it honours) apply.
+
+    The cancel must come after the run's input (`after`: that input's entry) and before the
+    run's end (`before`, once it ended), and name the run: by its id (`run_id`), by the
+    message id of the input it answers (`input_message_id`), by `scope=client` with the id
+    of the client it works for (`client_id`: its input's), or `scope=all`.
+    """
+    if not after < at or (before is not None and not at < before):
+        return False
+    if cancel.run_id is not None:
+        return cancel.run_id == run_id
+    if cancel.input_message_id is not None:
+        return cancel.input_message_id == input_message_id
+    if cancel.scope == "client":
+        return client_id is not None and cancel.client_id == client_id
+    return cancel.scope == "all"
+
+
+def targets(event: Cancel, key: EntryKey, run: RunNode, input_key: EntryKey | None) -> bool:
+    """Whether cancel `event` (at entry `key`) asks to cancel `run` (`cancel_applies`), in
+    any arrival order. `input_key` is the entry of the run's input, None while it is not
+    folded: then it counts as older than every entry (history is read newest first, so an
+    input not read yet is older than what was)."""
     start = run.start
-    if event.run_id is not None:
-        return event.run_id == run.run_id
-    if event.input_message_id is not None:
-        return start is not None and start.input_message_id == event.input_message_id
-    if run.key > key:
-        return False  # a scope covers the runs started before it, not later ones
-    return event.scope == "all" or (start is not None and start.run_client_id == event.client_id)
+    return cancel_applies(
+        event,
+        key,
+        run_id=run.run_id,
+        input_message_id=start.input_message_id if start is not None else None,
+        client_id=start.run_client_id if start is not None else None,
+        after=input_key if input_key is not None else _OLDEST,
+        before=run.end_key,
+    )
 
 
 def run_info(run: RunNode) -> RunInfo:

@@ -254,13 +254,16 @@ class Tree:
         existing = self._by_event.get(event.event_id)
         if existing is not None:
             if existing.entry_id is None:  # our optimistic copy, echoed: promote in place
-                return self._promote(existing, event, key, entry_id)
+                problem = self._promote(existing, event, key, entry_id)
+                self._mark_cancels_of_input(event.event_id)
+                return problem
             if existing.key <= key:
                 return None  # the same input written twice: the first one counts
             if existing.kind == "amend" and event.message_id in self._messages:
                 self._messages[event.message_id].drop(existing.key)
         node = _Input(event, key, entry_id, kind, 0)
         self._by_event[event.event_id] = node
+        self._mark_cancels_of_input(event.event_id)
         if kind == "message":
             return self._add_input_message(node, events)
         if kind == "amend":
@@ -330,12 +333,12 @@ class Tree:
             else:
                 self._growth.append(("start", run.run_id, ""))
             run.start, run.start_key = event, key
-            if self._cancels:
-                self._mark_cancel(run)
         else:
             run.lifecycle.append((key, event))
         before = run.status
         run.recompute()
+        if self._cancels:  # a start names the run's input and owner, an end bounds it
+            self._mark_cancel(run)
         if run.status != before:
             self._changed.update(run.messages)
         return None
@@ -347,8 +350,18 @@ class Tree:
         for run in self._runs.values():
             self._mark_cancel(run)
 
+    def _mark_cancels_of_input(self, event_id: str) -> None:
+        """Cancels are judged against the entry of the input a run answers: judge them again
+        for the runs of this input, now that its entry is known."""
+        if self._cancels:
+            for run in self._runs.values():
+                if run.start is not None and run.start.input_event_id == event_id:
+                    self._mark_cancel(run)
+
     def _mark_cancel(self, run: RunNode) -> None:
-        requested = any(targets(event, key, run) for key, event in self._cancels)
+        node = self._by_event.get(run.start.input_event_id) if run.start is not None else None
+        input_key = node.key if node is not None and node.entry_id is not None else None
+        requested = any(targets(event, key, run, input_key) for key, event in self._cancels)
         if requested != run.cancel_requested:
             run.cancel_requested = requested
             self._changed.update(run.messages)

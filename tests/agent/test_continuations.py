@@ -3,10 +3,12 @@ publishes itself, writing more of an earlier message, and who gets to resume a s
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
+import msgpack  # pyright: ignore[reportMissingTypeStubs]
 import pytest
 
 import ait
@@ -216,6 +218,50 @@ async def test_only_one_of_two_agents_resumes_a_suspended_run(
     assert sorted(outcomes) == ["conflict", "resumed"]
     lifecycle = [e.type for e in await events(channel) if e.type.startswith("run.")]
     assert lifecycle == ["run.start", "run.suspend", "run.resume", "run.end"]
+
+
+async def test_the_loser_of_a_resume_waits_for_the_winners_resume_to_say_taken(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    """Two workers woken for the same answer: the winner has claimed the run but not yet
+    published its run.resume when the loser's claim fails. The loser waits for it, and
+    learns its answer was taken: a quiet conflict, never reported."""
+    run_id, result, _ = await suspended_with_a_result(bus, channel_name)
+    channel = bus.channel(channel_name)
+    winner = ait.RunResume(
+        run_id=run_id,
+        invocation_id="winner",
+        input_event_id=result.event_id,
+        input_message_id=result.message_id,
+        run_client_id=result.client_id,
+    )
+    record = msgpack.packb({"input-event-id": result.event_id, "alive-at": int(time.time() * 1000)})
+    assert await bus.handle.client.hsetnx(channel.key_for("active"), run_id, record)  # claimed
+    async with ait.AgentSession(bus, channel_name) as session:
+        tried = anyio.Event()
+        claim = session.claim_active
+
+        async def claiming(run: ait.Run) -> bool:
+            held = await claim(run)
+            tried.set()
+            return held
+
+        session.claim_active = claiming  # type: ignore[method-assign]
+        loser = session.create_run(invocation(channel, result))
+        outcome: list[ait.RunConflict] = []
+
+        async def start() -> None:
+            outcome.append(await raises(ait.RunConflict, loser.start()))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(start)
+            with anyio.fail_after(10):
+                await tried.wait()
+            await channel.publish(winner)  # the winner's resume comes after the loser's try
+        (conflict,) = outcome
+    assert (conflict.run_id, conflict.state, conflict.taken) == (run_id, "active", True)
+    lifecycle = [e.type for e in await events(channel) if e.type.startswith("run.")]
+    assert lifecycle == ["run.start", "run.suspend", "run.resume"]
 
 
 async def test_a_resume_that_lost_the_race_while_reading_conflicts(

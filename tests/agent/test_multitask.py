@@ -233,6 +233,123 @@ async def test_enqueue_gives_up_waiting_after_its_timeout(bus: ait.Bus, channel_
             active.ticker.stop()
 
 
+class Queued:
+    """A run for an `enqueue` input, started in a task: `started` once start() returned;
+    it ends when `release` is set."""
+
+    def __init__(self, session: ait.AgentSession, channel: ait.Channel, sent: ait.Input) -> None:
+        self.run = session.create_run(invocation(channel, sent))
+        self.started = anyio.Event()
+        self.release = anyio.Event()
+
+    async def __call__(self) -> None:
+        await self.run.start()
+        self.started.set()
+        await self.release.wait()
+        await finish(self.run)
+
+
+async def waiting(
+    tg: anyio.abc.TaskGroup, session: ait.AgentSession, channel: ait.Channel, sent: ait.Input
+) -> Queued:
+    """Start the run of `sent` in `tg`; return once it waits for its turn."""
+    queued = Queued(session, channel, sent)
+    tg.start_soon(queued)
+    await wait_for(lambda: queued.run.input is not None)
+    return queued
+
+
+async def b_and_c(channel: ait.Channel) -> tuple[ait.Input, ait.Input]:
+    """Two `enqueue` inputs, B then C."""
+    _, b_sent = await publish_input(channel, "B", multitask="enqueue")
+    _, c_sent = await publish_input(channel, "C", multitask="enqueue")
+    return b_sent, c_sent
+
+
+async def queue_length(channel: ait.Channel) -> int:
+    return int(await channel.bus.handle.client.hlen(channel.key_for("queue")))
+
+
+async def test_enqueued_inputs_start_one_after_another_in_channel_order(
+    sessions: tuple[ait.AgentSession, ait.AgentSession], channel_name: str
+) -> None:
+    """B and C, both `enqueue`, wait for A. When A ends, B starts (the first on the
+    channel, though its agent came second) and C waits for B's end, not just A's."""
+    first, second = sessions
+    channel = first.channel
+    active = Active(first, channel)
+    async with anyio.create_task_group() as tg:
+        await tg.start(active)
+        b_sent, c_sent = await b_and_c(channel)
+        c = await waiting(tg, second, channel, c_sent)  # C's agent came first
+        b = await waiting(tg, first, channel, b_sent)
+        active.ticker.stop()
+        with anyio.fail_after(10):
+            await b.started.wait()
+        with anyio.move_on_after(0.5):  # C's chance to start beside B, were it to
+            await c.started.wait()
+        assert not c.started.is_set() and c.run.state == "created"
+        b.release.set()
+        with anyio.fail_after(10):
+            await c.started.wait()
+        c.release.set()
+    assert active.run is not None and b.run.run_id is not None and c.run.run_id is not None
+    end_a = await entry_of(channel, "run.end", active.run.run_id)
+    start_b = await entry_of(channel, "run.start", b.run.run_id)
+    end_b = await entry_of(channel, "run.end", b.run.run_id)
+    start_c = await entry_of(channel, "run.start", c.run.run_id)
+    order = [entry_id_key(entry) for entry in (end_a, start_b, end_b, start_c)]
+    assert order == sorted(order)
+    assert await queue_length(channel) == 0
+
+
+async def test_an_enqueued_input_waits_for_an_earlier_one_whose_agent_is_late(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    """C's agent is waiting when A ends; B (before C on the channel) has no agent yet.
+    C keeps its place behind B, whose agent comes a moment later."""
+    channel = bus.channel(channel_name)
+    async with ait.AgentSession(bus, channel_name) as session:
+        active = Active(session, channel)
+        async with anyio.create_task_group() as tg:
+            await tg.start(active)
+            b_sent, c_sent = await b_and_c(channel)
+            c = await waiting(tg, session, channel, c_sent)  # B has no agent yet
+            active.ticker.stop()
+            with anyio.fail_after(10):
+                await active.done.wait()
+            with anyio.move_on_after(0.5):  # C's chance to jump ahead, were it to
+                await c.started.wait()
+            b = await waiting(tg, session, channel, b_sent)
+            with anyio.fail_after(10):
+                await b.started.wait()
+            assert not c.started.is_set()
+            b.release.set()
+            with anyio.fail_after(10):
+                await c.started.wait()
+            c.release.set()
+    assert b.run.run_id is not None and c.run.run_id is not None
+    end_b = await entry_of(channel, "run.end", b.run.run_id)
+    start_c = await entry_of(channel, "run.start", c.run.run_id)
+    assert entry_id_key(end_b) < entry_id_key(start_c)
+
+
+async def test_an_earlier_enqueued_input_nobody_answers_holds_the_queue_only_a_while(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    """An `enqueue` input no agent was ever woken for is waited for `input_timeout`."""
+    channel = bus.channel(channel_name)
+    async with ait.AgentSession(bus, channel_name, input_timeout=0.5) as session:
+        await publish_input(channel, "B", multitask="enqueue")  # nobody will answer it
+        run = await second_run(session, channel, "enqueue")
+        clock = anyio.current_time()
+        with anyio.fail_after(10):
+            await run.start()
+        assert anyio.current_time() - clock >= 0.4
+        await finish(run)
+    assert await queue_length(channel) == 0
+
+
 async def test_reject_while_a_run_is_active(
     sessions: tuple[ait.AgentSession, ait.AgentSession], channel_name: str
 ) -> None:

@@ -122,3 +122,36 @@ async def test_a_worker_survives_an_outage_and_settles_the_run(
     assert ends[starts[second.event_id]].reason == "complete"
     assert worker.stats["lost_ended"] == 1
     assert any(isinstance(e, ait.BusConnectionError) for e in errors)
+
+
+async def test_a_worker_serves_again_after_redis_restarts_without_its_data(
+    ephemeral_redis: EmbeddedRedis, channel_name: str
+) -> None:
+    """Redis restarts empty: the queue's consumer group is gone (NOGROUP on every read and
+    reclaim). The worker creates it again, says so once, and answers the next input."""
+    pool = pool_name()
+    errors: list[BaseException] = []
+
+    async def handler(run: ait.Run) -> None:
+        await run.start()
+        await run.end()
+
+    async with ait.Bus.from_url(
+        ephemeral_redis.url, **FAST_FAILING, on_error=lambda e: None
+    ) as bus:
+        channel = bus.channel(channel_name)
+        worker = ait.AgentWorker(
+            bus, handler, pool=pool, lease=1, block_ms=100, on_error=errors.append
+        )
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(worker.run)
+            await enqueue_input(bus, channel, pool, "before")
+            await wait_for(lambda: worker.stats["acked"] == 1)
+            ephemeral_redis.kill()
+            await anyio.to_thread.run_sync(ephemeral_redis.start)
+            await retrying(lambda: enqueue_input(bus, channel, pool, "after"))
+            await wait_for(lambda: worker.stats["acked"] == 2, timeout=20)
+            worker.stop()
+    recreated = [e for e in errors if "created it again" in str(e)]
+    assert len(recreated) == 1 and isinstance(recreated[0], ait.BusError)
+    assert not [e for e in errors if "NOGROUP" in str(e) and e not in recreated]

@@ -8,6 +8,7 @@ import pytest
 
 import ait
 from ait.agent import Handler
+from ait.agent.session import input_claim_key
 from ait.testing import ScriptedProvider, memory_bus
 
 from .helpers import (
@@ -502,6 +503,29 @@ async def test_a_reclaimed_entry_whose_run_never_started_is_answered(
     (end,) = (await run_ends(channel)).values()
     assert end.reason == "complete"
     assert await bus.pool(pool).pending_count() == 0
+
+
+async def test_a_dead_workers_claim_on_the_input_does_not_stop_the_rescue(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    """The dead worker claimed the input, then died before its run.start: the worker that
+    takes over knows it is dead (its lease ran out), so it releases the claim and answers."""
+    channel = bus.channel(channel_name)
+    pool = pool_name()
+    sent, _ = await enqueue_input(bus, channel, pool)
+    await take_as_dead_worker(bus, pool)
+    await bus.handle.client.set(input_claim_key(channel, sent.event_id), "dead-run")
+
+    async def handler(run: ait.Run) -> None:
+        await run.start()
+        await run.end()
+
+    errors: list[BaseException] = []
+    worker = ait.AgentWorker(bus, handler, pool=pool, block_ms=100, lease=1, on_error=errors.append)
+    async with serving(worker):
+        await wait_for(lambda: worker.stats["acked"] == 1, timeout=10)
+    (end,) = (await run_ends(channel)).values()
+    assert end.reason == "complete" and errors == []
 
 
 @pytest.mark.parametrize("restart_lost", [False, True])

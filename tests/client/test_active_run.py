@@ -17,6 +17,7 @@ from .helpers import (
     events,
     fold,
     outputs_of,
+    serving,
     started,
     status,
     text_of,
@@ -159,6 +160,28 @@ async def test_awaiting_the_run_id_of_a_run_that_never_starts_fails_on_close(
     assert await text_of(active) == []  # ends, does not hang
 
 
+async def test_enqueued_sends_are_answered_one_after_another_in_order(
+    bus: ait.Bus, channel_name: str, agent: Agent, connect: Connect
+) -> None:
+    """While A streams, B then C ask `enqueue`: with free workers for both, B starts when
+    A ends, and C when B ends."""
+    agent.provider = ScriptedProvider([f"t{i} " for i in range(20)], delay=0.01)
+    alice = await connect("alice")
+    a = await alice.view.send("A")
+    await started(a)
+    b = await alice.view.send("B", multitask="enqueue")
+    c = await alice.view.send("C", multitask="enqueue")
+    infos = [await ended(active) for active in (a, b, c)]
+    assert [info.status for info in infos] == ["complete"] * 3
+    order = [
+        (event.type, event.run_id)
+        for event in await events(bus.channel(channel_name))
+        if event.type in ("run.start", "run.end")
+    ]
+    runs = [info.run_id for info in infos]
+    assert order == [(kind, run) for run in runs for kind in ("run.start", "run.end")]
+
+
 # -- cancel -------------------------------------------------------------------------------------
 
 
@@ -180,6 +203,21 @@ async def test_cancel_before_the_run_id_is_known(
     answer = alice.tree.snapshot(answer_id)
     assert answer.status == "cancelled" and answer.text == ""
     await wait_for(lambda: agent.worker is not None and agent.worker.busy == 0)
+
+
+async def test_cancel_all_before_any_agent_started_is_shown_as_requested(
+    bus: ait.Bus, channel_name: str, pool_name: str, connect: Connect
+) -> None:
+    """The agent honours a cancel published after the input, before its run.start: every
+    client's fold says so too (one rule for both, `cancel_applies`)."""
+    alice = await connect("alice")
+    active = await alice.view.send("hi")
+    await alice.cancel_all()  # no agent is serving the pool yet
+    async with serving(bus, pool_name):
+        info = await ended(active)
+    assert info.status == "cancelled" and info.cancel_requested
+    tree = await fold(bus.channel(channel_name))
+    assert [(r.status, r.cancel_requested) for r in tree.runs] == [("cancelled", True)]
 
 
 async def test_cancel_mid_stream_keeps_the_partial_text(

@@ -418,6 +418,34 @@ async def test_an_answer_to_an_ended_run_is_refused(agent: Agent, connect: Conne
         await alice.view.send_tool_result("c9", 1)
 
 
+async def test_a_run_cancelled_while_suspended_ends_cancelled_and_refuses_answers(
+    bus: ait.Bus, channel_name: str, agent: Agent, connect: Connect
+) -> None:
+    """Nobody holds a suspended run: the agent woken by the next answer finds the cancel,
+    ends the run `cancelled` instead of resuming it, and the answer is refused; an answer
+    sent after that is refused at once, as for any finished run."""
+    agent.handler = weather_agent
+    alice = await connect("alice")
+    suspended = await ended(await alice.view.send("weather in Paris?"))
+    assert suspended.status == "suspended"
+    await alice.cancel(suspended.run_id)
+    await wait_for(lambda: alice.tree.run(suspended.run_id).cancel_requested)  # type: ignore[union-attr]
+
+    answered = await alice.view.send_tool_result("call1", {"celsius": 21})
+    with anyio.fail_after(20), pytest.raises(ait.AnswerRefused, match="cancelled"):
+        await answered.wait()
+    info = alice.tree.run(suspended.run_id)
+    assert info is not None and (info.status, info.cancel_requested) == ("cancelled", True)
+    channel = bus.channel(channel_name)
+    lifecycle = [e.type for e in await events(channel) if e.type.startswith("run.")]
+    assert lifecycle == ["run.start", "run.suspend", "run.end"]
+    assert (await fold(channel)).run(suspended.run_id).status == "cancelled"  # type: ignore[union-attr]
+    with pytest.raises(ait.UsageError):  # refused before anything is published
+        await alice.view.send_tool_result("call1", {"celsius": 22})
+    await wait_for(lambda: agent.worker is not None and agent.worker.stats["acked"] == 2)
+    assert agent.errors == []  # ending it as asked is nothing to report
+
+
 async def test_an_answer_waits_for_the_run_to_suspend(agent: Agent, connect: Connect) -> None:
     """A client quick to answer (the call is shown while the run is still active) is not
     refused by the agent: the view sends the answer once the run has suspended."""
@@ -570,6 +598,61 @@ async def test_a_failing_doorbell_raises_but_the_input_is_on_the_channel(
     alice.invoke = recovers
     await active.invoke()
     assert [a.input_event_id for a in attempts] == [sent.event_id]
+
+
+async def test_a_retried_doorbell_gets_the_input_answered_once(
+    bus: ait.Bus, channel_name: str, pool_name: str, connect: Connect
+) -> None:
+    """The doorbell queued the invocation, then raised (its reply was lost); the caller
+    rings again, as documented: two invocations of one input, one run, nothing reported."""
+    queue = bus.pool(pool_name)
+    rings = 0
+
+    async def queues_then_fails_once(invocation: ait.Invocation) -> None:
+        nonlocal rings
+        rings += 1
+        await queue.enqueue(invocation)
+        if rings == 1:
+            raise ConnectionResetError("the reply was lost")
+
+    alice = await connect("alice", invoke=queues_then_fails_once)
+    with pytest.raises(ait.InvokeFailed) as failed:
+        await alice.view.send("hello?")
+    active = failed.value.active_run
+    await active.invoke()
+    assert await queue.length() == 2
+    async with serving(bus, pool_name) as agent:  # both invocations are waiting for it
+        info = await ended(active)
+        await wait_for(lambda: agent.worker is not None and agent.worker.stats["acked"] == 2)
+    assert info.status == "complete"
+    assert len(await events(bus.channel(channel_name), "run.start")) == 1
+    assert agent.errors == []
+
+
+async def test_a_hanging_doorbell_fails_the_write_in_time_with_the_handle(
+    bus: ait.Bus, channel_name: str, connect: Connect
+) -> None:
+    """A doorbell that never answers must not hold `send()`: after `invoke_timeout` the
+    write raises InvokeFailed, with the live ActiveRun (to cancel, or to ring again)."""
+    rung = anyio.Event()
+
+    async def hangs(invocation: ait.Invocation) -> None:
+        rung.set()
+        await anyio.sleep_forever()
+
+    alice = await connect("alice", invoke=hangs, invoke_timeout=0.2)
+    with anyio.fail_after(10), pytest.raises(ait.InvokeFailed) as failed:
+        await alice.view.send("anyone?")
+    assert rung.is_set() and isinstance(failed.value.__cause__, TimeoutError)
+    assert "invoke_timeout" in str(failed.value.__cause__)
+    active = failed.value.active_run
+    (sent,) = await events(bus.channel(channel_name), "input")
+    assert active.input_event_id == sent.event_id
+    await active.cancel()  # there is a handle to act on
+    (cancel,) = await events(bus.channel(channel_name), "cancel")
+    assert cancel.input_message_id == active.message_id
+    with anyio.fail_after(10), pytest.raises(TimeoutError):
+        await active.invoke()  # ringing again is bounded too
 
 
 async def test_pool_per_send_routes_to_another_pool(

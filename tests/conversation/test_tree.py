@@ -561,6 +561,39 @@ def test_a_scoped_cancel_spares_runs_started_after_it() -> None:
     assert cancelled(fold(reversed(chat.entries))) == expected
 
 
+def test_a_scoped_cancel_between_the_input_and_its_run_start_marks_the_run() -> None:
+    """`send(); cancel_all()` before any agent started: the agent honours the cancel (it
+    came after the input), so every fold marks the run, in any arrival order."""
+    chat = Chat()
+    chat.user("u1", client="alice")
+    chat.cancel(scope="client", client="alice")
+    chat.start("r1", "u1", parent="u1", client="alice")
+    chat.end("r1", "cancelled")
+    assert cancelled(fold(chat.entries)) == {"r1"}
+    assert cancelled(fold(reversed(chat.entries))) == {"r1"}
+    run_start_only = fold(chat.entries[1:])  # the input not folded yet: older than all
+    assert cancelled(run_start_only) == {"r1"}
+
+
+def test_a_cancel_before_the_input_or_after_the_end_does_not_mark_the_run() -> None:
+    chat = Chat()
+    chat.cancel(scope="all", client="carol")
+    chat.user("u1")
+    chat.cancel(input_message_id="u1")  # after the input: it counts
+    chat.start("r1", "u1", parent="u1")
+    chat.end("r1", "complete")
+    assert cancelled(fold(chat.entries[:-1])) == {"r1"}
+    late = Chat(first=10)
+    late.cancel(run_id="r1")
+    late.cancel(scope="all", client="carol")
+    early = Chat()
+    early.user("u1")
+    early.start("r1", "u1", parent="u1")
+    early.end("r1", "complete")
+    for order in (early.entries + late.entries, late.entries + early.entries):
+        assert cancelled(fold(order)) == set[str]()
+
+
 def test_clear_forgets_cancels_too() -> None:
     """After the stream began again, an old cancel must not mark the runs folded anew."""
     chat = concurrent_runs()
