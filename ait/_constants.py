@@ -18,6 +18,8 @@ READER_BLOCK_MS = 5_000
 READER_LINGER = 30.0
 #: Entries one XREAD may return per key.
 READER_COUNT = 512
+#: Seconds a session waits before following again a channel Redis refused to read.
+REFUSED_CHANNEL_RETRY = 1.0
 #: Batches a subscriber may hold unread before it is detached as lagged.
 SUBSCRIBER_BUFFER_BATCHES = 256
 

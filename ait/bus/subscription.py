@@ -11,7 +11,10 @@ Guarantees:
   `SubscriberLagged` once (iterate again to catch up, nothing is lost); a stream that was
   reset or trimmed past the cursor raises `ContinuityLost` once, and iterating again follows
   the stream from its oldest entry;
-- an entry that does not decode is yielded as a `BadEntry` in its place.
+- an entry that does not decode is yielded as a `BadEntry` in its place;
+- a channel Redis refuses to read (its key holds another type, this user may not read it)
+  raises `BusError` once, and leaves the shared reader: the other channels are not held
+  up; iterating again tries again.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import anyio
 from .._constants import READER_COUNT, SUBSCRIBER_BUFFER_BATCHES
 from ..errors import (
     BusConnectionError,
+    BusError,
     BusTimeoutError,
     ContinuityLost,
     SubscriberLagged,
@@ -72,6 +76,7 @@ class Subscription:
         self._held: Batch | None = None
         self._attached = False
         self._lagged = False
+        self._failure: str | None = None  # why the hub dropped our key, until raised
         self._inbox: _Inbox | None = None
         self._hub: ReaderHub | None = None
         self._gap_until: str | None = None
@@ -119,6 +124,7 @@ class Subscription:
             self._inbox.close()  # the drained buffer of a detached (lagged) attachment
         self._inbox = _Inbox(SUBSCRIBER_BUFFER_BATCHES)
         self._lagged = False
+        self._failure = None
         self._attached = True
         bus = self.channel.bus
         self._hub = bus.hub
@@ -150,8 +156,16 @@ class Subscription:
         return self._inbox.put(item)
 
     def detached(self) -> None:
-        self._attached = False
         self._lagged = True
+        self._left()
+
+    def failed(self, reason: str) -> None:
+        self._failure = reason
+        self._left()
+
+    def _left(self) -> None:
+        """The hub dropped us: what it queued is still read, then the cause is raised."""
+        self._attached = False
         self.channel.bus.untrack(self)
         if self._inbox is not None:
             self._inbox.close_sending()
@@ -180,7 +194,7 @@ class Subscription:
                 await self._catch_up(self._gap_until)  # may raise ContinuityLost: retried
                 self._gap_until = None
                 continue
-            if not self._attached and not self._lagged:
+            if not (self._attached or self._lagged or self._failure):
                 self._attach()
                 continue
             assert self._inbox is not None
@@ -190,6 +204,12 @@ class Subscription:
                 if self._lagged:
                     self._lagged = False
                     raise SubscriberLagged(self.channel.name, self.last_id) from None
+                if self._failure is not None:
+                    reason, self._failure = self._failure, None
+                    raise BusError(
+                        f"unable to follow channel {self.channel.name!r}: {reason}; "
+                        "it left the shared reader (iterate again to retry)"
+                    )
                 continue
             if isinstance(item, Lost) and await self._cursor_gone():
                 lost_at = self.last_id

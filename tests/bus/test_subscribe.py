@@ -303,3 +303,34 @@ async def _client_count(url: str) -> int:
         return len([c for c in info if c.get("cmd") != "client|list"])
     finally:
         await client.aclose()
+
+
+async def test_a_channel_whose_read_fails_is_dropped_and_the_others_go_on(
+    redis_url: str, channel_name: str
+) -> None:
+    """One XREAD serves many channels; a key that cannot be read (here it became a plain
+    string: WRONGTYPE) fails that XREAD as a whole. Its subscription gets the error, the
+    shared read goes on without it, and the other channels keep being delivered."""
+    errors: list[BaseException] = []
+    async with ait.Bus.from_url(redis_url, on_error=errors.append) as bus:
+        good, bad = bus.channel(channel_name + "-good"), bus.channel(channel_name + "-bad")
+        await bad.publish(inp(0))
+        async with good.subscribe() as good_sub, bad.subscribe() as bad_sub:
+            assert bus.hub.connections == 1  # one XREAD for both
+            await bus.handle.client.execute_command("SET", bad.key, "not a stream any more")
+            ids = [await good.publish(inp(i)) for i in range(3)]
+            assert [i for i, _ in await take(good_sub, 3)] == ids
+            with anyio.fail_after(10), pytest.raises(ait.BusError, match="WRONGTYPE") as info:
+                await bad_sub.__anext__()
+            assert type(info.value) is ait.BusError
+            assert bad.name in str(info.value)
+            assert bus.hub.busy_connections == 1  # the reader follows the good one only
+            later = await good.publish(inp(3))
+            assert [i for i, _ in await take(good_sub, 1)] == [later]
+            # Iterating again retries: once the key is a stream again, it is followed.
+            await bus.handle.client.execute_command("DEL", bad.key)
+            with pytest.raises(ait.ContinuityLost):
+                await bad_sub.__anext__()  # its cursor went with the old stream
+            again = await bad.publish(inp(4))
+            assert [i for i, _ in await take(bad_sub, 1)] == [again]
+    assert any("WRONGTYPE" in str(error) for error in errors)
