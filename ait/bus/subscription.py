@@ -4,7 +4,8 @@ Guarantees:
 - entries come in stream order, each once: the subscription remembers the last entry id
   it yielded and never yields that id or an older one again;
 - no gap: whenever the shared reader is ahead of this subscription (on joining, after
-  being detached as lagged) the subscription reads the missing range itself first;
+  being detached as lagged) the subscription reads the missing range itself first, a page
+  at a time, each yielded before the next is read (a long gap is never held whole);
 - Redis going away is waited out: reads are retried with backoff, forever, until the
   subscription is closed or its task cancelled (each failure is reported to `bus.on_error`);
 - what cannot be guaranteed is said: a subscriber that fell behind is detached and raises
@@ -186,13 +187,12 @@ class Subscription:
                 return entry
             if self._state == _CLOSED:
                 raise StopAsyncIteration
+            if self._gap_until is not None:
+                await self._catch_up()  # one page; may raise ContinuityLost: retried
+                continue
             if self._held is not None:
                 batch, self._held = self._held, None
-                await self._take(batch)
-                continue
-            if self._gap_until is not None:
-                await self._catch_up(self._gap_until)  # may raise ContinuityLost: retried
-                self._gap_until = None
+                self._queue_newer(batch.entries)  # its gap is read: what was there, was read
                 continue
             if not (self._attached or self._lagged or self._failure):
                 self._attach()
@@ -217,52 +217,63 @@ class Subscription:
                 raise ContinuityLost(self.channel.name, lost_at, item.reason)
             if isinstance(item, Lost):
                 continue  # the hub's cursor is gone, ours is not: nothing of ours was lost
-            await self._take(item)
+            self._take(item)
 
-    async def _take(self, batch: Batch) -> None:
-        """Queue a batch's entries newer than the cursor, fetching any gap before it first."""
-        if not self._ready and batch.prev == self.last_id:
+    def _take(self, batch: Batch) -> None:
+        """Queue a batch's entries newer than the cursor. If the hub read it after an entry
+        we have not reached, hold it: the gap before it is read first (`_catch_up`)."""
+        tail = self._ready[-1][0] if self._ready else self.last_id
+        if batch.prev == tail:
             self._ready.extend(batch.entries)  # the usual case: it follows on exactly
             return
-        cursor = entry_id_key(self.last_id)
-        if entry_id_key(batch.prev) > cursor:
+        if entry_id_key(batch.prev) > entry_id_key(tail):
             self._held = batch
+            self._gap_until = batch.prev
             self._verify = True
-            await self._catch_up(batch.prev)
-            self._held = None
+            return
+        self._queue_newer(batch.entries)
+
+    def _queue_newer(self, entries: list[Entry]) -> None:
+        """Queue those of `entries` newer than the last entry queued or yielded."""
         cursor = entry_id_key(self._ready[-1][0] if self._ready else self.last_id)
-        entries = batch.entries
         if entry_id_key(entries[0][0]) > cursor:
             self._ready.extend(entries)
         else:
             self._ready.extend(e for e in entries if entry_id_key(e[0]) > cursor)
 
-    async def _catch_up(self, upto: str) -> None:
-        """Read (cursor, upto] from Redis into the ready queue."""
+    async def _catch_up(self) -> None:
+        """Read the next page of the gap, (cursor, `_gap_until`], into the ready queue.
+
+        One page at a time, yielded before the next is read: a subscriber far behind holds
+        a page, not the whole gap. Ends the gap once a page reaches its end.
+        """
+        upto = self._gap_until
+        assert upto is not None
         start = self._ready[-1][0] if self._ready else self.last_id
         must_find_start = self._verify and self._cursor_is_entry and not self._ready
         self._verify = False
         target = entry_id_key(upto)
-        if must_find_start and entry_id_key(start) >= target:
-            upto, target = start, entry_id_key(start)  # nothing to fetch: just check the cursor
-        while entry_id_key(start) < target or must_find_start:
-            lower = start if must_find_start else f"({start}"
-            page = await self._retrying(partial(self.channel.range, lower, upto, READER_COUNT))
-            if must_find_start:
-                if not page or page[0][0] != start:
-                    lost_at = start
-                    self._reset_cursor()
-                    raise ContinuityLost(
-                        self.channel.name,
-                        lost_at,
-                        "entries after the cursor were trimmed or the stream reset",
-                    )
-                page = page[1:]
-                must_find_start = False
-            if not page:
+        if entry_id_key(start) >= target:
+            if not must_find_start:
+                self._gap_until = None
                 return
-            self._ready.extend(page)
-            start = page[-1][0]
+            upto = start  # nothing to fetch: just check the cursor
+        lower = start if must_find_start else f"({start}"
+        count = READER_COUNT + must_find_start
+        page = await self._retrying(partial(self.channel.range, lower, upto, count))
+        if must_find_start:
+            if not page or page[0][0] != start:
+                lost_at = start
+                self._reset_cursor()
+                raise ContinuityLost(
+                    self.channel.name,
+                    lost_at,
+                    "entries after the cursor were trimmed or the stream reset",
+                )
+            del page[0]
+        if len(page) < READER_COUNT or entry_id_key(page[-1][0]) >= target:
+            self._gap_until = None
+        self._ready.extend(page)
 
     async def _cursor_gone(self) -> bool:
         """Is the entry we last read gone from the stream? (Not if we read none.)"""

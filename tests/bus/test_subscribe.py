@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import math
+import tracemalloc
 from typing import Any
 
 import anyio
@@ -12,7 +14,7 @@ import redis.asyncio as aioredis
 import ait
 from ait.bus import Subscription
 
-from .helpers import inp
+from .helpers import delta, inp
 
 
 async def take(sub: Subscription, n: int, timeout: float = 10) -> list[ait.Entry]:
@@ -334,3 +336,38 @@ async def test_a_channel_whose_read_fails_is_dropped_and_the_others_go_on(
             again = await bad.publish(inp(4))
             assert [i for i, _ in await take(bad_sub, 1)] == [again]
     assert any("WRONGTYPE" in str(error) for error in errors)
+
+
+async def _catch_up_peak(bus: ait.Bus, channel: ait.Channel, gap: int) -> int:
+    """Bytes the heap grew to at most while a subscription caught up `gap` entries that the
+    shared reader had already passed (another subscriber of the channel kept up). The
+    entries are deltas of one message, as a long gap mostly is: one set of headers, which
+    the decoder's cache of headers holds once, whatever the gap."""
+    for start in range(0, gap, 1000):
+        await channel.publish_many([delta(i) for i in range(start, min(start + 1000, gap))])
+    async with channel.subscribe(), channel.subscribe(after="0-0") as behind:
+        gc.collect()
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            seen = 0
+            with anyio.fail_after(60):
+                async for _ in behind:
+                    seen += 1
+                    if seen == gap:
+                        break
+            return tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+
+
+async def test_catching_up_a_long_gap_holds_one_page_at_a_time(
+    redis_url: str, channel_name: str
+) -> None:
+    """The gap is read and yielded a page at a time: four times the gap, not four times the
+    memory (it was the whole gap at once, about 2 kB an entry)."""
+    async with ait.Bus.from_url(redis_url) as bus:
+        await _catch_up_peak(bus, bus.channel(channel_name + "-warm"), 2_000)
+        small = await _catch_up_peak(bus, bus.channel(channel_name + "-n"), 4_000)
+        large = await _catch_up_peak(bus, bus.channel(channel_name + "-4n"), 16_000)
+    assert large < 2 * small, (small, large)
