@@ -256,7 +256,9 @@ class Channel:
         with translate_errors(f"read channel {self.name!r}"):
             return int(await self.bus.handle.client.execute_command("XLEN", self.key))
 
-    def subscribe(self, after: str = "$", *, strict: bool = True) -> Subscription:
+    def subscribe(
+        self, after: str = "$", *, strict: bool = True, buffer: int | None = None
+    ) -> Subscription:
         """Follow the channel live from after entry id `after` (`"$"`: from now on).
 
         Use it as `async with channel.subscribe(...) as sub: async for entry_id, event in sub`;
@@ -267,12 +269,16 @@ class Channel:
             strict: `after` names an entry you read; if it was trimmed away, the first read
                 raises `ContinuityLost`. Pass False to start from a position in time
                 (`f"{ms}-0"`) that need not be an entry.
+            buffer: entries this subscription may hold unread before it is detached as
+                lagged (`SubscriberLagged`); the bus's `subscriber_buffer` by default.
         """
         if after != "$":
             _check_id("after", after)
+        if buffer is not None:
+            check_buffer("buffer", buffer)
         from .subscription import Subscription
 
-        return Subscription(self, after, strict=strict)
+        return Subscription(self, after, strict=strict, buffer=buffer)
 
 
 def _check_id(name: str, value: str, *, bound: bool = False) -> None:
@@ -285,6 +291,16 @@ def _empty_interval(start: str, end: str) -> bool:
     """Whether an exclusive bound lies past either end of the ids: nothing is after the
     largest id, nothing before 0-0, and Redis refuses such a bound rather than say so."""
     return start == f"({MAX_ENTRY_ID}" or end == f"({MIN_ENTRY_ID}"
+
+
+def check_buffer(name: str, size: int) -> int:
+    """`size` if it is a valid subscriber buffer (entries, at least 1), else UsageError."""
+    if not isinstance(size, int) or size < 1:  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise UsageError(
+            f"{name} must be a positive int (entries a subscriber may hold unread before "
+            f"it is detached as lagged; subscriber_buffer on the bus), not {size!r}"
+        )
+    return size
 
 
 def _check_count(count: int) -> None:

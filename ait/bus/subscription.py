@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
-from .._constants import READER_COUNT, SUBSCRIBER_BUFFER_BATCHES
+from .._constants import READER_COUNT
 from ..errors import (
     BusConnectionError,
     BusError,
@@ -65,8 +65,12 @@ class Subscription:
     `last_id` is the cursor: the id of the last entry yielded (or the starting point).
     """
 
-    def __init__(self, channel: Channel, after: str, *, strict: bool = True) -> None:
+    def __init__(
+        self, channel: Channel, after: str, *, strict: bool = True, buffer: int | None = None
+    ) -> None:
         self.channel = channel
+        #: Entries it may hold unread before the shared reader detaches it as lagged.
+        self.buffer = channel.bus.subscriber_buffer if buffer is None else buffer
         self._after = after
         self._strict = strict
         self.last_id = after if after != "$" else MIN_ENTRY_ID
@@ -123,7 +127,7 @@ class Subscription:
     def _attach(self) -> None:
         if self._inbox is not None:
             self._inbox.close()  # the drained buffer of a detached (lagged) attachment
-        self._inbox = _Inbox(SUBSCRIBER_BUFFER_BATCHES)
+        self._inbox = _Inbox(self.buffer)
         self._lagged = False
         self._failure = None
         self._attached = True
@@ -301,6 +305,10 @@ class Subscription:
 class _Inbox:
     """The bounded buffer between the hub and one subscription: batches in, one consumer.
 
+    Bounded in entries, what the memory it takes follows (a batch holds 1 to 512): a batch
+    that would take it over `limit` is refused, unless nothing is held (else a limit below
+    one batch would never take one).
+
     An anyio memory stream did this before, but each wait of its receiver allocates half a
     dozen objects the garbage collector tracks (events, futures, a waiter entry), which live
     until the next batch: with 100 subscriptions in a process at 200 tokens/s that was 547
@@ -308,11 +316,13 @@ class _Inbox:
     p99 token latency. Here a wait costs one future, created only when the buffer is empty.
     """
 
-    __slots__ = ("_items", "_limit", "_open", "_sending", "_waiter")
+    __slots__ = ("_items", "_limit", "_open", "_sending", "_waiter", "entries")
 
     def __init__(self, limit: int) -> None:
         self._items: deque[Batch | Lost] = deque()
         self._limit = limit
+        #: Entries held (a `Lost` marker counts as one).
+        self.entries = 0
         self._sending = True  # the hub may still put
         self._open = True  # the subscription still reads
         self._waiter: asyncio.Future[None] | None = None
@@ -325,9 +335,11 @@ class _Inbox:
         item is dropped: nobody will read it."""
         if not (self._sending and self._open):
             return True
-        if len(self._items) >= self._limit:
+        size = len(item.entries) if type(item) is Batch else 1
+        if self.entries + size > self._limit and self._items:
             return False
         self._items.append(item)
+        self.entries += size
         self._wake()
         return True
 
@@ -341,7 +353,11 @@ class _Inbox:
                 await waiter
             finally:
                 self._waiter = None
-        return self._items.popleft() if self._open else None
+        if not self._open:
+            return None
+        item = self._items.popleft()
+        self.entries -= len(item.entries) if type(item) is Batch else 1
+        return item
 
     def close_sending(self) -> None:
         """No more items will come; what is queued can still be read."""
@@ -352,6 +368,7 @@ class _Inbox:
         """Nothing more is read: drop what is queued, wake the reader."""
         self._open = False
         self._items.clear()
+        self.entries = 0
         self._wake()
 
     def _wake(self) -> None:

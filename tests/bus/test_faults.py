@@ -193,12 +193,11 @@ async def test_a_reset_before_the_shared_reader_first_connects_is_continuity_los
 
 
 async def test_cursor_trimmed_while_detached_is_continuity_lost(
-    redis_url: str, channel_name: str, monkeypatch: pytest.MonkeyPatch
+    redis_url: str, channel_name: str
 ) -> None:
-    monkeypatch.setattr("ait.bus.subscription.SUBSCRIBER_BUFFER_BATCHES", 1)
     async with ait.Bus.from_url(redis_url) as bus:
         channel = bus.channel(channel_name)
-        async with channel.subscribe() as slow, channel.subscribe() as fast:
+        async with channel.subscribe(buffer=1) as slow, channel.subscribe() as fast:
             ids = [await channel.publish(inp(0))]
             got: list[ait.Entry] = []
             await collect(slow, got, 1)
@@ -255,13 +254,10 @@ async def _publish_retrying(channel: ait.Channel, event: ait.Event) -> str:
                 await anyio.sleep(0.05)
 
 
-async def test_lone_lagging_subscriber_learns_of_a_trim(
-    redis_url: str, channel_name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_lone_lagging_subscriber_learns_of_a_trim(redis_url: str, channel_name: str) -> None:
     """Alone on its channel, a lagged subscriber rejoins with its own cursor: it must check
     that its cursor still exists instead of letting XREAD skip the trimmed range."""
-    monkeypatch.setattr("ait.bus.subscription.SUBSCRIBER_BUFFER_BATCHES", 1)
-    async with ait.Bus.from_url(redis_url) as bus:
+    async with ait.Bus.from_url(redis_url, subscriber_buffer=1) as bus:
         channel = bus.channel(channel_name)
         async with channel.subscribe() as sub:
             await channel.publish(inp(0))

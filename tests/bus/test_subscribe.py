@@ -124,12 +124,11 @@ async def test_joining_a_blocked_reader_wakes_it(redis_url: str, channel_name: s
 
 
 async def test_slow_subscriber_is_detached_then_catches_up_without_loss(
-    any_bus: ait.Bus, channel_name: str, monkeypatch: pytest.MonkeyPatch
+    any_bus: ait.Bus, channel_name: str
 ) -> None:
-    monkeypatch.setattr("ait.bus.subscription.SUBSCRIBER_BUFFER_BATCHES", 4)
     channel = any_bus.channel(channel_name)
     ids: list[str] = []
-    async with channel.subscribe() as fast, channel.subscribe() as slow:
+    async with channel.subscribe() as fast, channel.subscribe(buffer=4) as slow:
         for i in range(20):
             ids.append(await channel.publish(inp(i)))
             # one XREAD reply (one batch) per entry: let the fast reader take each
@@ -371,3 +370,43 @@ async def test_catching_up_a_long_gap_holds_one_page_at_a_time(
         small = await _catch_up_peak(bus, bus.channel(channel_name + "-n"), 4_000)
         large = await _catch_up_peak(bus, bus.channel(channel_name + "-4n"), 16_000)
     assert large < 2 * small, (small, large)
+
+
+async def _lag_after(fast: Subscription, slow: Subscription, batches: list[int]) -> list[str]:
+    """Publish `batches` (sizes: each one XREAD reply), the fast subscriber taking each;
+    return what the slow one yields before it lags."""
+    channel = fast.channel
+    for n, size in enumerate(batches):
+        ids = await channel.publish_many([inp(n * 100 + i) for i in range(size)])
+        assert [i for i, _ in await take(fast, size)] == ids
+    got: list[str] = []
+    with pytest.raises(ait.SubscriberLagged):
+        async for entry_id, _ in slow:
+            got.append(entry_id)
+    return got
+
+
+async def test_a_subscriber_lags_past_the_configured_number_of_entries(
+    redis_url: str, channel_name: str
+) -> None:
+    async with ait.Bus.from_url(redis_url, subscriber_buffer=10) as bus:
+        channel = bus.channel(channel_name)
+        async with channel.subscribe() as fast, channel.subscribe() as slow:
+            assert len(await _lag_after(fast, slow, [1] * 30)) == 10
+        # The bound counts entries, not batches: 5 + 5 is over 8.
+        async with channel.subscribe() as fast, channel.subscribe(buffer=8) as slow:
+            assert len(await _lag_after(fast, slow, [5, 5, 5])) == 5
+        # A batch larger than the bound is taken when nothing else is held.
+        async with channel.subscribe() as fast, channel.subscribe(buffer=2) as slow:
+            assert len(await _lag_after(fast, slow, [3, 1])) == 3
+
+
+async def test_the_subscriber_buffer_must_hold_an_entry(redis_url: str, channel_name: str) -> None:
+    for size in (0, -1):
+        with pytest.raises(ait.UsageError, match="subscriber_buffer"):
+            ait.Bus.from_url(redis_url, subscriber_buffer=size)
+        with pytest.raises(ait.UsageError, match="subscriber_buffer"):
+            ait.Bus.embedded(subscriber_buffer=size)
+    async with ait.Bus.from_url(redis_url) as bus:
+        with pytest.raises(ait.UsageError, match="buffer"):
+            bus.channel(channel_name).subscribe(buffer=0)
