@@ -17,8 +17,10 @@ the group follows the stream again from its beginning.
 
 When Redis refuses a group's read with an error, one key may be the cause and the whole
 XREAD fails with it (a key that holds another type: WRONGTYPE; a key this user may not
-read). The group then reads each key alone, without blocking, and drops those Redis refuses:
-their subscribers are told (`Subscriber.failed`), and the other keys are read again at once.
+read: NOPERM). The group then reads each key alone, without blocking, and drops those Redis
+refuses for what they are: their subscribers are told (`Subscriber.failed`), and the other
+keys are read again at once. Errors of the server's state (BUSY, LOADING) drop no key: the
+group backs off and reads again, as when Redis is away.
 """
 
 from __future__ import annotations
@@ -267,10 +269,10 @@ class _Group:
 
     async def _connect(self) -> None:
         key = next(iter(self.cursors))
-        conn = await self.hub.handle.reader_connection(key)
+        # Ours from here: if the handshake fails (Redis BUSY, an ACL), `run` drops it.
+        self._conn = conn = await self.hub.handle.reader_connection(key)
         self._client_id, run_id = await open_reader(conn)
         self._previous_run_id, self._run_id = self._run_id, run_id
-        self._conn = conn
 
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
@@ -337,27 +339,19 @@ class _Group:
         subscriber.detached()
 
     async def _drop_refused_keys(self) -> bool:
-        """Redis answered a read of the group with an error: read each key alone (one
-        pipeline, no blocking) to find those it refuses, and drop them, telling their
-        subscribers. False when no key is at fault (or Redis is away): back off as usual."""
+        """Redis answered a read of the group with an error: read each key alone to find
+        those it refuses for what they are (`RedisHandle.refused_keys`), and drop them,
+        telling their subscribers. False when no key is at fault (Redis is busy, away):
+        back off and read again, as for any failure."""
         cursors = list(self.cursors.items())
         if not cursors:
             return False
         try:
-            with translate_errors("find the channel the shared read failed on"):
-                pipe = self.hub.handle.client.pipeline(transaction=False)
-                for key, cursor in cursors:
-                    pipe.execute_command("XREAD", "COUNT", 1, "STREAMS", key, cursor)
-                replies = await pipe.execute(raise_on_error=False)
+            refused = await self.hub.handle.refused_keys(cursors)
         except BusError as exc:
             log.debug("reading each key alone failed: %r", exc)
             return False
-        refused = [
-            (key, str(reply))
-            for (key, _), reply in zip(cursors, replies, strict=True)
-            if isinstance(reply, Exception)
-        ]
-        for key, reason in refused:
+        for key, reason in refused.items():
             subscribers = self.subscribers.get(key)
             if subscribers is None:
                 continue  # it left meanwhile
