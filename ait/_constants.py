@@ -18,8 +18,11 @@ READER_BLOCK_MS = 5_000
 READER_LINGER = 30.0
 #: Entries one XREAD may return per key.
 READER_COUNT = 512
-#: Batches a subscriber may hold unread before it is detached as lagged.
-SUBSCRIBER_BUFFER_BATCHES = 256
+#: Seconds a session waits before following again a channel Redis refused to read.
+REFUSED_CHANNEL_RETRY = 1.0
+#: Entries a subscriber may hold unread before it is detached as lagged (it takes one
+#: batch of the shared reader, up to READER_COUNT entries, when it holds nothing).
+SUBSCRIBER_BUFFER = 4096
 
 #: Longest a coalesced event may wait for its batch to be written (seconds).
 WRITER_MAX_WAIT = 0.050

@@ -11,11 +11,24 @@ import re
 
 from .errors import InvalidName, UsageError
 
-__all__ = ["MIN_ENTRY_ID", "check_name", "entry_id_key", "is_entry_id", "new_id"]
+__all__ = [
+    "MAX_ENTRY_ID",
+    "MIN_ENTRY_ID",
+    "check_name",
+    "entry_id_key",
+    "entry_id_problem",
+    "is_entry_id",
+    "new_id",
+]
 
 MIN_ENTRY_ID = "0-0"
+#: Redis holds each part of an entry id in 64 bits: a larger one is "Invalid stream ID".
+_MAX_PART = 2**64 - 1
+MAX_ENTRY_ID = f"{_MAX_PART}-{_MAX_PART}"
 
 _ENTRY_ID = re.compile(r"\A([0-9]{1,20})-([0-9]{1,20})\Z")
+# A bound of XRANGE may also be exclusive, `(<id>`, or name milliseconds only.
+_BOUND = re.compile(r"\A\(?([0-9]{1,20})(?:-([0-9]{1,20}))?\Z")
 
 
 def new_id() -> str:
@@ -25,7 +38,28 @@ def new_id() -> str:
 
 def is_entry_id(value: object) -> bool:
     """True when `value` is a complete Redis stream entry id such as `1700000000000-0`."""
-    return isinstance(value, str) and _ENTRY_ID.match(value) is not None
+    return entry_id_problem(value) is None
+
+
+def entry_id_problem(value: object, *, bound: bool = False) -> str | None:
+    """What keeps `value` from being an entry id Redis takes, in words; None if nothing.
+
+    An entry id is `<ms>-<seq>`, each part at most 2**64-1. With `bound`, also what XRANGE
+    takes as a bound: `-`, `+`, an id or milliseconds alone (`<ms>`), either after `(`.
+    """
+    if not isinstance(value, str):
+        return f"is a {type(value).__name__}, not a str"
+    if bound and value in ("-", "+"):
+        return None
+    match = (_BOUND if bound else _ENTRY_ID).match(value)
+    if match is None:
+        return "is not a stream entry id like '1700000000000-0'"
+    if any(part is not None and int(part) > _MAX_PART for part in match.groups()):
+        return (
+            "is beyond what Redis holds: each part of '<ms>-<seq>' is at most 2**64-1 "
+            f"({_MAX_PART})"
+        )
+    return None
 
 
 def entry_id_key(entry_id: str) -> tuple[int, int]:

@@ -142,9 +142,9 @@ def test_entry_id_key_raises_only_usage_error(text: str) -> None:
 
 @given(st.from_regex(r"\A[0-9]{1,20}-[0-9]{1,20}\Z"))
 @settings(max_examples=200)
-def test_every_well_formed_id_is_an_entry_id(text: str) -> None:
-    assert is_entry_id(text)
+def test_every_well_formed_id_within_64_bits_is_an_entry_id(text: str) -> None:
     ms, _, seq = text.partition("-")
+    assert is_entry_id(text) == (int(ms) <= 2**64 - 1 and int(seq) <= 2**64 - 1)
     assert entry_id_key(text) == (int(ms), int(seq))
 
 
@@ -217,3 +217,9 @@ def test_check_name_accepts_exactly_the_documented_names(name: str) -> None:
 @settings(max_examples=200)
 def test_check_name_accepts_every_name_of_the_allowed_alphabet(name: str) -> None:
     assert check_name("channel", name) == name
+
+
+@pytest.mark.parametrize("entry_id", [f"{2**64}-0", f"0-{2**64}", "99999999999999999999-0"])
+def test_is_entry_id_refuses_parts_beyond_64_bits(entry_id: str) -> None:
+    """Redis holds each part in 64 bits: a larger one is "Invalid stream ID" to it."""
+    assert not is_entry_id(entry_id)

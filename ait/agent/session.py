@@ -30,6 +30,7 @@ from typing import Any, cast
 import anyio
 import msgpack  # pyright: ignore[reportMissingTypeStubs]
 
+from .._constants import REFUSED_CHANNEL_RETRY
 from ..bus import Bus, Channel, Subscription
 from ..bus._redis import translate_errors
 from ..bus._tasks import BackgroundTasks
@@ -292,6 +293,9 @@ class AgentSession:
                 continue  # caught up from its cursor on the next read: nothing lost
             except ContinuityLost as exc:
                 self.report(exc)
+            except BusError as exc:  # Redis refuses to read the channel: retry from the cursor
+                self.report(exc)
+                await anyio.sleep(REFUSED_CHANNEL_RETRY)
 
     async def _replay(self, start: str, tail: str) -> None:
         """Handle the entries from `tail` (the last one before the live subscription) back

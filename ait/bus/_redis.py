@@ -12,7 +12,7 @@ import asyncio
 import collections
 import contextlib
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
@@ -257,9 +257,38 @@ class RedisHandle:
                 done = await self.client.execute_command("CLIENT UNBLOCK", client_id)
         return bool(done)
 
+    async def refused_keys(self, cursors: Sequence[tuple[str, str]]) -> dict[str, str]:
+        """Read each key after its cursor alone (one pipeline, no blocking); return the keys
+        Redis refuses for what they are, with its words: a key of another type (WRONGTYPE),
+        one this user may not read (NOPERM), a cursor it cannot parse.
+
+        Other errors are the server's state, not a key's (BUSY running a script, LOADING, a
+        cluster redirection): those keys are not returned, whatever their number.
+
+        Raises:
+            BusError: the pipeline failed as a whole (Redis unreachable, slow).
+        """
+        with translate_errors("find the channel a shared read failed on"):
+            pipe = self.client.pipeline(transaction=False)
+            for key, cursor in cursors:
+                pipe.execute_command("XREAD", "COUNT", 1, "STREAMS", key, cursor)
+            replies = await pipe.execute(raise_on_error=False)
+        refused: dict[str, str] = {}
+        for (key, _), reply in zip(cursors, replies, strict=True):
+            if isinstance(reply, rexc.ResponseError) and _refuses_the_key(reply):
+                refused[key] = str(reply)
+        return refused
+
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):
             await self.client.aclose()
+
+
+def _refuses_the_key(error: rexc.ResponseError) -> bool:
+    # redis-py keeps the code of the errors it does not map (WRONGTYPE ...) and drops
+    # `ERR ` from the generic ones; NOPERM has a class of its own.
+    refusals = ("WRONGTYPE", "Invalid stream ID")
+    return isinstance(error, rexc.NoPermissionError) or str(error).startswith(refusals)
 
 
 def _identity(response: Any, **_options: Any) -> Any:

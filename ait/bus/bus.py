@@ -16,11 +16,12 @@ from .._constants import (
     READER_COUNT,
     READER_KEYS_PER_CONNECTION,
     READER_LINGER,
+    SUBSCRIBER_BUFFER,
 )
 from ..errors import UsageError
 from ._redis import RedisHandle, translate_errors
 from ._tasks import BackgroundTasks
-from .channel import Channel, Retention
+from .channel import Channel, Retention, check_buffer
 from .embedded import AppendFsync, EmbeddedRedis
 from .pool import Pool
 from .reader import ReaderHub
@@ -64,6 +65,9 @@ class Bus:
             default they are logged as warnings on the `ait.bus` logger.
         reader_linger: seconds a shared reader connection left without channels stays
             open for the next subscription (30); 0 closes it at once, as does a cluster.
+        subscriber_buffer: entries a subscription may hold unread (4096) before the shared
+            reader detaches it (`SubscriberLagged`); what bounds the memory a slow
+            subscriber takes. `channel.subscribe(buffer=...)` sets it for one.
     """
 
     def __init__(
@@ -81,6 +85,7 @@ class Bus:
         reader_keys_per_connection: int = READER_KEYS_PER_CONNECTION,
         reader_block_ms: int = READER_BLOCK_MS,
         reader_linger: float = READER_LINGER,
+        subscriber_buffer: int = SUBSCRIBER_BUFFER,
         _embedded: EmbeddedRedis | None = None,
         _handle_factory: HandleFactory | None = None,
     ) -> None:
@@ -100,6 +105,8 @@ class Bus:
         if max_connections < 1:
             raise UsageError("max_connections must be at least 1")
         self.max_connections = max_connections
+        #: Entries a subscription may hold unread before it is detached as lagged.
+        self.subscriber_buffer = check_buffer("subscriber_buffer", subscriber_buffer)
         self._on_error = on_error
         self._keys_per_connection = reader_keys_per_connection
         self._block_ms = reader_block_ms

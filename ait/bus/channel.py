@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..codec import decode_or_bad, encode_event, entry_size
 from ..errors import EntryTooLarge, UsageError
 from ..events import BadEntry, Event
-from ..ids import MIN_ENTRY_ID, check_name, entry_id_key, is_entry_id
+from ..ids import MAX_ENTRY_ID, MIN_ENTRY_ID, check_name, entry_id_problem
 from ._redis import translate_errors
 
 if TYPE_CHECKING:
@@ -190,6 +190,8 @@ class Channel:
             _check_id("before", before)
         _check_count(limit)
         end = "+" if before is None else (before if inclusive else f"({before}")
+        if _empty_interval("-", end):
+            return []
         with translate_errors(f"read the history of channel {self.name!r}"):
             reply = await self.bus.handle.client.execute_command(
                 "XREVRANGE", self.key, end, "-", "COUNT", limit
@@ -214,7 +216,11 @@ class Channel:
         layout other than ait's own, and those that do not decode, are kept (as `BadEntry`
         when they do not decode).
         """
+        _check_id("start", start, bound=True)
+        _check_id("end", end, bound=True)
         _check_count(count)
+        if _empty_interval(start, end):
+            return [], None
         skipped = frozenset(kind.encode() for kind in skip)
         command = ("XREVRANGE", end, start) if reverse else ("XRANGE", start, end)
         with translate_errors(f"read channel {self.name!r}"):
@@ -250,7 +256,9 @@ class Channel:
         with translate_errors(f"read channel {self.name!r}"):
             return int(await self.bus.handle.client.execute_command("XLEN", self.key))
 
-    def subscribe(self, after: str = "$", *, strict: bool = True) -> Subscription:
+    def subscribe(
+        self, after: str = "$", *, strict: bool = True, buffer: int | None = None
+    ) -> Subscription:
         """Follow the channel live from after entry id `after` (`"$"`: from now on).
 
         Use it as `async with channel.subscribe(...) as sub: async for entry_id, event in sub`;
@@ -261,18 +269,38 @@ class Channel:
             strict: `after` names an entry you read; if it was trimmed away, the first read
                 raises `ContinuityLost`. Pass False to start from a position in time
                 (`f"{ms}-0"`) that need not be an entry.
+            buffer: entries this subscription may hold unread before it is detached as
+                lagged (`SubscriberLagged`); the bus's `subscriber_buffer` by default.
         """
         if after != "$":
             _check_id("after", after)
+        if buffer is not None:
+            check_buffer("buffer", buffer)
         from .subscription import Subscription
 
-        return Subscription(self, after, strict=strict)
+        return Subscription(self, after, strict=strict, buffer=buffer)
 
 
-def _check_id(name: str, value: str) -> None:
-    if not is_entry_id(value):
-        raise UsageError(f"{name}={value!r} is not a stream entry id like '1700000000000-0'")
-    entry_id_key(value)
+def _check_id(name: str, value: str, *, bound: bool = False) -> None:
+    problem = entry_id_problem(value, bound=bound)
+    if problem is not None:
+        raise UsageError(f"{name}={value!r} {problem}")
+
+
+def _empty_interval(start: str, end: str) -> bool:
+    """Whether an exclusive bound lies past either end of the ids: nothing is after the
+    largest id, nothing before 0-0, and Redis refuses such a bound rather than say so."""
+    return start == f"({MAX_ENTRY_ID}" or end == f"({MIN_ENTRY_ID}"
+
+
+def check_buffer(name: str, size: int) -> int:
+    """`size` if it is a valid subscriber buffer (entries, at least 1), else UsageError."""
+    if not isinstance(size, int) or size < 1:  # pyright: ignore[reportUnnecessaryIsInstance]
+        raise UsageError(
+            f"{name} must be a positive int (entries a subscriber may hold unread before "
+            f"it is detached as lagged; subscriber_buffer on the bus), not {size!r}"
+        )
+    return size
 
 
 def _check_count(count: int) -> None:

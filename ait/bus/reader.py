@@ -14,6 +14,13 @@ When a group's connection drops, the group reconnects with backoff and checks, f
 it follows, that the entry it last read still exists. If not, the stream was reset (Redis
 restarted without persistence) or trimmed past it: its subscribers get a `Lost` marker and
 the group follows the stream again from its beginning.
+
+When Redis refuses a group's read with an error, one key may be the cause and the whole
+XREAD fails with it (a key that holds another type: WRONGTYPE; a key this user may not
+read: NOPERM). The group then reads each key alone, without blocking, and drops those Redis
+refuses for what they are: their subscribers are told (`Subscriber.failed`), and the other
+keys are read again at once. Errors of the server's state (BUSY, LOADING) drop no key: the
+group backs off and reads again, as when Redis is away.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from typing import Any, Protocol
 
 import anyio
 
-from ..errors import BusConnectionError, BusTimeoutError
+from ..errors import BusConnectionError, BusError, BusTimeoutError
 from ..ids import MIN_ENTRY_ID, entry_id_key
 from ._redis import RawConnection, RedisHandle, open_reader, translate_errors
 from ._tasks import BackgroundTasks
@@ -65,6 +72,10 @@ class Subscriber(Protocol):
 
     def detached(self) -> None:
         """Called once when the hub drops the subscriber because its buffer was full."""
+        ...
+
+    def failed(self, reason: str) -> None:
+        """Called once when the hub drops the subscriber's key: Redis refused to read it."""
         ...
 
 
@@ -233,6 +244,9 @@ class _Group:
                         # Never let the shared reader die: it is what every subscriber of
                         # the process waits on. Report, back off, reconnect, go on.
                         await self._drop_connection()
+                        if type(exc) is BusError and await self._drop_refused_keys():
+                            delay = 0.0  # the keys at fault are gone: read the others now
+                            continue
                         if not isinstance(exc, BusConnectionError | BusTimeoutError):
                             log.exception("ait shared reader failed; restarting it")
                         self.hub.on_error(exc)
@@ -255,10 +269,10 @@ class _Group:
 
     async def _connect(self) -> None:
         key = next(iter(self.cursors))
-        conn = await self.hub.handle.reader_connection(key)
+        # Ours from here: if the handshake fails (Redis BUSY, an ACL), `run` drops it.
+        self._conn = conn = await self.hub.handle.reader_connection(key)
         self._client_id, run_id = await open_reader(conn)
         self._previous_run_id, self._run_id = self._run_id, run_id
-        self._conn = conn
 
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
@@ -323,6 +337,31 @@ class _Group:
     def _drop_lagging(self, key: str, subscriber: Subscriber) -> None:
         self.hub.detach(key, subscriber)
         subscriber.detached()
+
+    async def _drop_refused_keys(self) -> bool:
+        """Redis answered a read of the group with an error: read each key alone to find
+        those it refuses for what they are (`RedisHandle.refused_keys`), and drop them,
+        telling their subscribers. False when no key is at fault (Redis is busy, away):
+        back off and read again, as for any failure."""
+        cursors = list(self.cursors.items())
+        if not cursors:
+            return False
+        try:
+            refused = await self.hub.handle.refused_keys(cursors)
+        except BusError as exc:
+            log.debug("reading each key alone failed: %r", exc)
+            return False
+        for key, reason in refused.items():
+            subscribers = self.subscribers.get(key)
+            if subscribers is None:
+                continue  # it left meanwhile
+            self.hub.on_error(
+                BusError(f"unable to follow {key}: {reason}; the shared reader left it")
+            )
+            for subscriber in list(subscribers):
+                self.hub.detach(key, subscriber)
+                subscriber.failed(reason)
+        return bool(refused)
 
     async def _check_continuity(self) -> None:
         """After a reconnect: does every key still hold the entry we last read?"""

@@ -4,14 +4,18 @@ Guarantees:
 - entries come in stream order, each once: the subscription remembers the last entry id
   it yielded and never yields that id or an older one again;
 - no gap: whenever the shared reader is ahead of this subscription (on joining, after
-  being detached as lagged) the subscription reads the missing range itself first;
+  being detached as lagged) the subscription reads the missing range itself first, a page
+  at a time, each yielded before the next is read (a long gap is never held whole);
 - Redis going away is waited out: reads are retried with backoff, forever, until the
   subscription is closed or its task cancelled (each failure is reported to `bus.on_error`);
 - what cannot be guaranteed is said: a subscriber that fell behind is detached and raises
   `SubscriberLagged` once (iterate again to catch up, nothing is lost); a stream that was
   reset or trimmed past the cursor raises `ContinuityLost` once, and iterating again follows
   the stream from its oldest entry;
-- an entry that does not decode is yielded as a `BadEntry` in its place.
+- an entry that does not decode is yielded as a `BadEntry` in its place;
+- a channel Redis refuses to read (its key holds another type, this user may not read it)
+  raises `BusError` once, and leaves the shared reader: the other channels are not held
+  up; iterating again tries again.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
-from .._constants import READER_COUNT, SUBSCRIBER_BUFFER_BATCHES
+from .._constants import READER_COUNT
 from ..errors import (
     BusConnectionError,
+    BusError,
     BusTimeoutError,
     ContinuityLost,
     SubscriberLagged,
@@ -60,8 +65,12 @@ class Subscription:
     `last_id` is the cursor: the id of the last entry yielded (or the starting point).
     """
 
-    def __init__(self, channel: Channel, after: str, *, strict: bool = True) -> None:
+    def __init__(
+        self, channel: Channel, after: str, *, strict: bool = True, buffer: int | None = None
+    ) -> None:
         self.channel = channel
+        #: Entries it may hold unread before the shared reader detaches it as lagged.
+        self.buffer = channel.bus.subscriber_buffer if buffer is None else buffer
         self._after = after
         self._strict = strict
         self.last_id = after if after != "$" else MIN_ENTRY_ID
@@ -72,6 +81,7 @@ class Subscription:
         self._held: Batch | None = None
         self._attached = False
         self._lagged = False
+        self._failure: str | None = None  # why the hub dropped our key, until raised
         self._inbox: _Inbox | None = None
         self._hub: ReaderHub | None = None
         self._gap_until: str | None = None
@@ -117,8 +127,9 @@ class Subscription:
     def _attach(self) -> None:
         if self._inbox is not None:
             self._inbox.close()  # the drained buffer of a detached (lagged) attachment
-        self._inbox = _Inbox(SUBSCRIBER_BUFFER_BATCHES)
+        self._inbox = _Inbox(self.buffer)
         self._lagged = False
+        self._failure = None
         self._attached = True
         bus = self.channel.bus
         self._hub = bus.hub
@@ -150,8 +161,16 @@ class Subscription:
         return self._inbox.put(item)
 
     def detached(self) -> None:
-        self._attached = False
         self._lagged = True
+        self._left()
+
+    def failed(self, reason: str) -> None:
+        self._failure = reason
+        self._left()
+
+    def _left(self) -> None:
+        """The hub dropped us: what it queued is still read, then the cause is raised."""
+        self._attached = False
         self.channel.bus.untrack(self)
         if self._inbox is not None:
             self._inbox.close_sending()
@@ -172,15 +191,14 @@ class Subscription:
                 return entry
             if self._state == _CLOSED:
                 raise StopAsyncIteration
+            if self._gap_until is not None:
+                await self._catch_up()  # one page; may raise ContinuityLost: retried
+                continue
             if self._held is not None:
                 batch, self._held = self._held, None
-                await self._take(batch)
+                self._queue_newer(batch.entries)  # its gap is read: what was there, was read
                 continue
-            if self._gap_until is not None:
-                await self._catch_up(self._gap_until)  # may raise ContinuityLost: retried
-                self._gap_until = None
-                continue
-            if not self._attached and not self._lagged:
+            if not (self._attached or self._lagged or self._failure):
                 self._attach()
                 continue
             assert self._inbox is not None
@@ -190,6 +208,12 @@ class Subscription:
                 if self._lagged:
                     self._lagged = False
                     raise SubscriberLagged(self.channel.name, self.last_id) from None
+                if self._failure is not None:
+                    reason, self._failure = self._failure, None
+                    raise BusError(
+                        f"unable to follow channel {self.channel.name!r}: {reason}; "
+                        "it left the shared reader (iterate again to retry)"
+                    )
                 continue
             if isinstance(item, Lost) and await self._cursor_gone():
                 lost_at = self.last_id
@@ -197,52 +221,63 @@ class Subscription:
                 raise ContinuityLost(self.channel.name, lost_at, item.reason)
             if isinstance(item, Lost):
                 continue  # the hub's cursor is gone, ours is not: nothing of ours was lost
-            await self._take(item)
+            self._take(item)
 
-    async def _take(self, batch: Batch) -> None:
-        """Queue a batch's entries newer than the cursor, fetching any gap before it first."""
-        if not self._ready and batch.prev == self.last_id:
+    def _take(self, batch: Batch) -> None:
+        """Queue a batch's entries newer than the cursor. If the hub read it after an entry
+        we have not reached, hold it: the gap before it is read first (`_catch_up`)."""
+        tail = self._ready[-1][0] if self._ready else self.last_id
+        if batch.prev == tail:
             self._ready.extend(batch.entries)  # the usual case: it follows on exactly
             return
-        cursor = entry_id_key(self.last_id)
-        if entry_id_key(batch.prev) > cursor:
+        if entry_id_key(batch.prev) > entry_id_key(tail):
             self._held = batch
+            self._gap_until = batch.prev
             self._verify = True
-            await self._catch_up(batch.prev)
-            self._held = None
+            return
+        self._queue_newer(batch.entries)
+
+    def _queue_newer(self, entries: list[Entry]) -> None:
+        """Queue those of `entries` newer than the last entry queued or yielded."""
         cursor = entry_id_key(self._ready[-1][0] if self._ready else self.last_id)
-        entries = batch.entries
         if entry_id_key(entries[0][0]) > cursor:
             self._ready.extend(entries)
         else:
             self._ready.extend(e for e in entries if entry_id_key(e[0]) > cursor)
 
-    async def _catch_up(self, upto: str) -> None:
-        """Read (cursor, upto] from Redis into the ready queue."""
+    async def _catch_up(self) -> None:
+        """Read the next page of the gap, (cursor, `_gap_until`], into the ready queue.
+
+        One page at a time, yielded before the next is read: a subscriber far behind holds
+        a page, not the whole gap. Ends the gap once a page reaches its end.
+        """
+        upto = self._gap_until
+        assert upto is not None
         start = self._ready[-1][0] if self._ready else self.last_id
         must_find_start = self._verify and self._cursor_is_entry and not self._ready
         self._verify = False
         target = entry_id_key(upto)
-        if must_find_start and entry_id_key(start) >= target:
-            upto, target = start, entry_id_key(start)  # nothing to fetch: just check the cursor
-        while entry_id_key(start) < target or must_find_start:
-            lower = start if must_find_start else f"({start}"
-            page = await self._retrying(partial(self.channel.range, lower, upto, READER_COUNT))
-            if must_find_start:
-                if not page or page[0][0] != start:
-                    lost_at = start
-                    self._reset_cursor()
-                    raise ContinuityLost(
-                        self.channel.name,
-                        lost_at,
-                        "entries after the cursor were trimmed or the stream reset",
-                    )
-                page = page[1:]
-                must_find_start = False
-            if not page:
+        if entry_id_key(start) >= target:
+            if not must_find_start:
+                self._gap_until = None
                 return
-            self._ready.extend(page)
-            start = page[-1][0]
+            upto = start  # nothing to fetch: just check the cursor
+        lower = start if must_find_start else f"({start}"
+        count = READER_COUNT + must_find_start
+        page = await self._retrying(partial(self.channel.range, lower, upto, count))
+        if must_find_start:
+            if not page or page[0][0] != start:
+                lost_at = start
+                self._reset_cursor()
+                raise ContinuityLost(
+                    self.channel.name,
+                    lost_at,
+                    "entries after the cursor were trimmed or the stream reset",
+                )
+            del page[0]
+        if len(page) < READER_COUNT or entry_id_key(page[-1][0]) >= target:
+            self._gap_until = None
+        self._ready.extend(page)
 
     async def _cursor_gone(self) -> bool:
         """Is the entry we last read gone from the stream? (Not if we read none.)"""
@@ -270,6 +305,10 @@ class Subscription:
 class _Inbox:
     """The bounded buffer between the hub and one subscription: batches in, one consumer.
 
+    Bounded in entries, what the memory it takes follows (a batch holds 1 to 512): a batch
+    that would take it over `limit` is refused, unless nothing is held (else a limit below
+    one batch would never take one).
+
     An anyio memory stream did this before, but each wait of its receiver allocates half a
     dozen objects the garbage collector tracks (events, futures, a waiter entry), which live
     until the next batch: with 100 subscriptions in a process at 200 tokens/s that was 547
@@ -277,11 +316,13 @@ class _Inbox:
     p99 token latency. Here a wait costs one future, created only when the buffer is empty.
     """
 
-    __slots__ = ("_items", "_limit", "_open", "_sending", "_waiter")
+    __slots__ = ("_items", "_limit", "_open", "_sending", "_waiter", "entries")
 
     def __init__(self, limit: int) -> None:
         self._items: deque[Batch | Lost] = deque()
         self._limit = limit
+        #: Entries held (a `Lost` marker counts as one).
+        self.entries = 0
         self._sending = True  # the hub may still put
         self._open = True  # the subscription still reads
         self._waiter: asyncio.Future[None] | None = None
@@ -294,9 +335,11 @@ class _Inbox:
         item is dropped: nobody will read it."""
         if not (self._sending and self._open):
             return True
-        if len(self._items) >= self._limit:
+        size = len(item.entries) if type(item) is Batch else 1
+        if self.entries + size > self._limit and self._items:
             return False
         self._items.append(item)
+        self.entries += size
         self._wake()
         return True
 
@@ -310,7 +353,11 @@ class _Inbox:
                 await waiter
             finally:
                 self._waiter = None
-        return self._items.popleft() if self._open else None
+        if not self._open:
+            return None
+        item = self._items.popleft()
+        self.entries -= len(item.entries) if type(item) is Batch else 1
+        return item
 
     def close_sending(self) -> None:
         """No more items will come; what is queued can still be read."""
@@ -321,6 +368,7 @@ class _Inbox:
         """Nothing more is read: drop what is queued, wake the reader."""
         self._open = False
         self._items.clear()
+        self.entries = 0
         self._wake()
 
     def _wake(self) -> None:

@@ -28,7 +28,7 @@ import anyio
 
 from .._constants import WRITER_LINGER, WRITER_MAX_WAIT
 from ..codec import encode_event, entry_size
-from ..codec.envelope import encode_payload
+from ..codec.envelope import check_event, encode_payload
 from ..errors import BusError, CodecError, EntryTooLarge, UsageError, WriteFailed
 from ..events import Event, Output
 from ._tasks import BackgroundTasks
@@ -181,8 +181,9 @@ class CoalescingWriter:
         Raises:
             WriteFailed: an earlier write failed (raised once; the writer goes on). The
                 event given to this call was not queued: send it again if you want it.
-            UsageError: the writer is not open.
+            UsageError: the writer is not open, or `event` is not an event.
         """
+        check_event(event)  # here, not in the background where nobody would hear of it
         self.queue(event)
 
     def queue(self, item: _Item) -> None:

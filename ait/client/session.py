@@ -27,12 +27,14 @@ from typing import Literal
 
 import anyio
 
+from .._constants import REFUSED_CHANNEL_RETRY
 from ..bus import Bus, Subscription
 from ..bus._tasks import BackgroundTasks
 from ..conversation import FoldError, Tree, View
 from ..errors import (
     AitError,
     AnswerRefused,
+    BusError,
     CodecError,
     ContinuityLost,
     InvokeFailed,
@@ -280,6 +282,11 @@ class ClientSession:
                 self.tree.clear()
                 self.tree.history_complete = True
                 self._oldest = None
+            except BusError as exc:
+                # Redis refuses to read the channel (its key holds another type, an ACL):
+                # say so, and try again; the subscription resumes from its cursor.
+                self._report(exc)
+                await anyio.sleep(REFUSED_CHANNEL_RETRY)
 
     def _fold(self, entry_id: str, event: Event | BadEntry) -> None:
         self.tree.apply_one(entry_id, event)

@@ -19,10 +19,11 @@ from typing import Any, cast
 import msgpack  # pyright: ignore[reportMissingTypeStubs]
 
 from .._constants import PROTOCOL_VERSION
-from ..errors import CodecError
+from ..errors import CodecError, UsageError
 from ..events import EVENT_TYPES, BadEntry, Event, Invocation, Output
 
 __all__ = [
+    "check_event",
     "decode_entry",
     "decode_invocation",
     "decode_or_bad",
@@ -53,9 +54,13 @@ def encode_event(event: Event) -> list[bytes]:
     """The entry fields of `event`, flat (`[b"v", b"1", b"t", ..., b"h", ...]`), for XADD.
 
     Raises:
+        UsageError: `event` is not an event (one of the protocol's classes, as such).
         CodecError: the payload (or a header) cannot be packed as msgpack.
     """
     cls = type(event)
+    type_bytes = _TYPE_BYTES.get(cls)
+    if type_bytes is None:
+        raise _not_an_event(event)
     values = event.__dict__
     headers: dict[str, Any] = {}
     for name, header, _required, _allowed in cls.header_table:
@@ -65,13 +70,31 @@ def encode_event(event: Event) -> list[bytes]:
     if event.extra_headers:
         headers.update(event.extra_headers)
     try:
-        fields: list[bytes] = [b"v", _VERSION, b"t", _TYPE_BYTES[cls], b"h", _packb(headers)]
+        fields: list[bytes] = [b"v", _VERSION, b"t", type_bytes, b"h", _packb(headers)]
         payload = values["payload"]
         if payload is not None:
             fields += (b"d", _packb(payload))
     except (TypeError, ValueError, OverflowError) as exc:
         raise CodecError(f"cannot encode {event.type} event as msgpack: {exc}") from None
     return fields
+
+
+def check_event(value: object) -> None:
+    """Raise `UsageError` unless `value` is an event: an instance of one of the protocol's
+    classes itself (a subclass may add fields the wire has no place for)."""
+    if type(value) not in _TYPE_BYTES:
+        raise _not_an_event(value)
+
+
+def _not_an_event(value: object) -> UsageError:
+    cls = type(value)
+    base = next((known for known in _TYPE_BYTES if isinstance(value, known)), None)
+    if base is not None:
+        why = f"a subclass of ait.{base.__name__}; write an ait.{base.__name__} itself"
+    else:
+        names = ", ".join(f"ait.{known.__name__}" for known in _TYPE_BYTES)
+        why = f"not an event; write one of {names}"
+    return UsageError(f"unable to write {cls.__name__}: {why}")
 
 
 def encode_payload(payload: Any) -> bytes:

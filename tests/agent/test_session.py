@@ -195,3 +195,37 @@ async def test_a_cancel_after_a_burst_of_traffic_still_reaches_the_run(
     assert result[0].reason == "cancelled"
     assert [e for e in errors if not isinstance(e, ait.SubscriberLagged)] == []
     assert (await events(channel, "run.end"))[0].reason == "cancelled"
+
+
+async def test_a_channel_redis_refuses_is_reported_and_followed_again(
+    redis_url: str, channel_name: str
+) -> None:
+    """The channel's key is overwritten with a string (WRONGTYPE): the session reports it,
+    lives on, and once the key is a stream again it follows it (a cancel reaches a run)."""
+    errors: list[BaseException] = []
+    async with (
+        ait.Bus.from_url(redis_url, reader_block_ms=200) as bus,  # SET wakes no XREAD
+        ait.AgentSession(bus, channel_name, on_error=errors.append) as session,
+    ):
+        channel = bus.channel(channel_name)
+        await bus.handle.client.execute_command("SET", channel.key, "not a stream")
+        await wait_for(lambda: any("WRONGTYPE" in str(e) for e in errors))
+        assert all(type(e) is ait.BusError for e in errors)
+
+        await bus.handle.client.execute_command("DEL", channel.key)
+        _, sent = await publish_input(channel)
+        run = session.create_run(invocation(channel, sent))
+        results: list[ait.PipeResult] = []
+        ticker = Ticker()
+
+        async def handler() -> None:
+            await run.start()
+            results.append(await run.pipe(ticker.stream()))
+            await run.end(results[0].reason)
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(handler)
+                await ticker.running()
+                await cancel(channel, run_id=run.run_id)
+        assert results[0].reason == "cancelled"

@@ -208,3 +208,77 @@ async def _sleep(seconds: float) -> None:
     import anyio
 
     await anyio.sleep(seconds)
+
+
+# Ids of the right shape that Redis cannot hold: a part above 2**64-1 (20 digits fit).
+BEYOND_64_BITS = ["99999999999999999999-0", f"{2**64}-0", f"0-{2**64}"]
+
+
+@pytest.mark.parametrize("entry_id", BEYOND_64_BITS)
+async def test_ids_beyond_64_bits_are_refused_before_redis(
+    any_bus: ait.Bus, channel_name: str, entry_id: str
+) -> None:
+    channel = any_bus.channel(channel_name)
+    await channel.publish(inp(0))
+    with pytest.raises(ait.UsageError, match="2\\*\\*64-1"):
+        await channel.read(after=entry_id)
+    with pytest.raises(ait.UsageError, match="2\\*\\*64-1"):
+        await channel.history(before=entry_id)
+    with pytest.raises(ait.UsageError, match="2\\*\\*64-1"):
+        channel.subscribe(after=entry_id)
+    with pytest.raises(ait.UsageError, match="2\\*\\*64-1"):
+        channel.subscribe(after=entry_id, strict=False)
+    for start, end in [(entry_id, "+"), (f"({entry_id}", "+"), ("-", entry_id)]:
+        with pytest.raises(ait.UsageError, match="2\\*\\*64-1"):
+            await channel.scan(start, end, 10, skip=())
+        with pytest.raises(ait.UsageError, match="2\\*\\*64-1"):
+            await channel.range(start, end, 10)
+
+
+async def test_cursors_at_the_ends_of_the_id_space_read_nothing(
+    any_bus: ait.Bus, channel_name: str
+) -> None:
+    """Redis refuses an exclusive bound past either end ('invalid start ID'); nothing lies
+    there, so ait answers with nothing."""
+    channel = any_bus.channel(channel_name)
+    await channel.publish(inp(0))
+    top = f"{2**64 - 1}-{2**64 - 1}"
+    assert await channel.read(after=top) == []
+    assert await channel.history(before="0-0") == []
+    assert await channel.scan(f"({top}", "+", 10, skip=()) == ([], None)
+    assert await channel.scan("-", "(0-0", 10, skip=(), reverse=True) == ([], None)
+    assert len(await channel.history(before="0-0", inclusive=True)) == 0
+    assert len(await channel.read(after=f"{2**64 - 1}-0")) == 0
+
+
+class _MyInput(ait.Input):
+    """Not one of the protocol's event classes: the codec does not know its type."""
+
+
+NOT_EVENTS = [
+    {"type": "input"},
+    "input",
+    None,
+    ait.BadEntry(entry_id="1-0", reason="broken"),
+    ait.Invocation(channel="c", input_event_id="e1"),
+    _MyInput(event_id="e", message_id="m", role="user", client_id="c"),
+]
+
+
+@pytest.mark.parametrize("thing", NOT_EVENTS, ids=lambda thing: type(thing).__name__)
+async def test_publishing_what_is_not_an_event_is_a_usage_error(
+    any_bus: ait.Bus, channel_name: str, thing: object
+) -> None:
+    channel = any_bus.channel(channel_name)
+    name = f"unable to write {type(thing).__name__}: "
+    with pytest.raises(ait.UsageError, match=name):
+        await channel.publish(thing)  # type: ignore[arg-type]
+    with pytest.raises(ait.UsageError, match=name):
+        await channel.publish_many([inp(1), thing])  # type: ignore[list-item]
+    with pytest.raises(ait.UsageError, match=name):
+        ait.codec.encode_event(thing)  # type: ignore[arg-type]
+    async with channel.writer() as out:
+        with pytest.raises(ait.UsageError, match=name):
+            out.send(thing)  # type: ignore[arg-type]
+        out.send(inp(2))  # refused at once, the writer goes on
+    assert [event for _, event in await channel.read()] == [inp(2)]

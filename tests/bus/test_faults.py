@@ -5,11 +5,14 @@ Marked `fault` so they can be looped on their own: `scripts/test -m fault --coun
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 
 import anyio
 import pytest
+import redis.asyncio as aioredis
+import redis.exceptions as rexc
 
 import ait
 from ait.bus import Subscription
@@ -193,12 +196,11 @@ async def test_a_reset_before_the_shared_reader_first_connects_is_continuity_los
 
 
 async def test_cursor_trimmed_while_detached_is_continuity_lost(
-    redis_url: str, channel_name: str, monkeypatch: pytest.MonkeyPatch
+    redis_url: str, channel_name: str
 ) -> None:
-    monkeypatch.setattr("ait.bus.subscription.SUBSCRIBER_BUFFER_BATCHES", 1)
     async with ait.Bus.from_url(redis_url) as bus:
         channel = bus.channel(channel_name)
-        async with channel.subscribe() as slow, channel.subscribe() as fast:
+        async with channel.subscribe(buffer=1) as slow, channel.subscribe() as fast:
             ids = [await channel.publish(inp(0))]
             got: list[ait.Entry] = []
             await collect(slow, got, 1)
@@ -255,13 +257,10 @@ async def _publish_retrying(channel: ait.Channel, event: ait.Event) -> str:
                 await anyio.sleep(0.05)
 
 
-async def test_lone_lagging_subscriber_learns_of_a_trim(
-    redis_url: str, channel_name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_lone_lagging_subscriber_learns_of_a_trim(redis_url: str, channel_name: str) -> None:
     """Alone on its channel, a lagged subscriber rejoins with its own cursor: it must check
     that its cursor still exists instead of letting XREAD skip the trimmed range."""
-    monkeypatch.setattr("ait.bus.subscription.SUBSCRIBER_BUFFER_BATCHES", 1)
-    async with ait.Bus.from_url(redis_url) as bus:
+    async with ait.Bus.from_url(redis_url, subscriber_buffer=1) as bus:
         channel = bus.channel(channel_name)
         async with channel.subscribe() as sub:
             await channel.publish(inp(0))
@@ -296,3 +295,87 @@ async def test_resuming_from_a_trimmed_cursor_is_continuity_lost(
             got: list[ait.Entry] = []
             await collect(sub, got, 2)
             assert [i for i, _ in got] == ids[-2:]
+
+
+async def test_a_channel_this_user_may_not_read_is_left_and_the_others_go_on(
+    ephemeral_redis: EmbeddedRedis, channel_name: str
+) -> None:
+    """An ACL lets the user read `*-good*` keys only: the shared XREAD over both channels
+    fails (NOPERM), the bad one is left with a BusError, the good one goes on."""
+    url = ephemeral_redis.url
+    async with ait.Bus.from_url(url) as admin:
+        acl = "ACL SETUSER limited on >secret ~*-good* +@all"
+        await admin.handle.client.execute_command(*acl.split())
+    limited = url.replace("unix://", "unix://limited:secret@", 1)
+    async with ait.Bus.from_url(limited) as bus:
+        good, bad = bus.channel(channel_name + "-good"), bus.channel(channel_name + "-bad")
+        async with good.subscribe() as good_sub, bad.subscribe(after="0-0") as bad_sub:
+            with anyio.fail_after(10), pytest.raises(ait.BusError, match="permission"):
+                await bad_sub.__anext__()
+            entry_id = await good.publish(inp(1))
+            got: list[ait.Entry] = []
+            with anyio.fail_after(10):
+                await collect(good_sub, got, 1)
+            assert [i for i, _ in got] == [entry_id]
+
+
+async def test_a_busy_server_is_waited_out_not_blamed_on_a_channel(
+    ephemeral_redis: EmbeddedRedis, channel_name: str
+) -> None:
+    """A script running long makes Redis answer every command BUSY, the lone read of each
+    key too, yet no key is at fault: the subscription waits, as for Redis away."""
+    url = ephemeral_redis.url
+    errors: list[BaseException] = []
+    raw = aioredis.Redis.from_url(url)
+    script = aioredis.Redis.from_url(url, socket_timeout=30)
+
+    async def run_script() -> None:
+        with contextlib.suppress(rexc.ResponseError):  # killed by SCRIPT KILL
+            await script.eval("while true do end", 0)
+
+    try:
+        await raw.config_set("busy-reply-threshold", 20)
+        async with (
+            ait.Bus.from_url(url, on_error=errors.append) as bus,
+            anyio.create_task_group() as tg,
+        ):
+            channel = bus.channel(channel_name)
+            tg.start_soon(run_script)
+            try:
+                await _until(raw, busy=True)
+                # Subscribed while Redis is busy: the shared reader's first commands fail.
+                async with channel.subscribe(after="0-0") as sub:
+                    await wait_for(lambda: any("BUSY" in str(e) for e in errors))
+                    await anyio.sleep(0.3)  # a few more attempts, backing off
+                    assert bus.hub.busy_connections == 1  # it still follows the channel
+                    await _kill_script(raw)
+                    entry_id = await channel.publish(inp(1))
+                    got: list[ait.Entry] = []
+                    with anyio.fail_after(10):
+                        await collect(sub, got, 1)  # no BusError: the channel was kept
+                    assert [i for i, _ in got] == [entry_id]
+            finally:
+                await _kill_script(raw)  # whatever happened, leave the server usable
+    finally:
+        await raw.aclose()
+        await script.aclose()
+
+
+async def _kill_script(client: aioredis.Redis) -> None:
+    with contextlib.suppress(rexc.ResponseError):  # NOTBUSY: none runs
+        await client.script_kill()
+    await _until(client, busy=False)
+
+
+async def _until(client: aioredis.Redis, *, busy: bool) -> None:
+    """Until Redis answers BUSY (a script runs past the threshold), or answers again."""
+    with anyio.fail_after(10):
+        while True:
+            try:
+                await client.ping()
+                if not busy:
+                    return
+            except rexc.ResponseError as exc:
+                if busy and "BUSY" in str(exc):
+                    return
+            await anyio.sleep(0.01)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import math
+import tracemalloc
 from typing import Any
 
 import anyio
@@ -12,7 +14,7 @@ import redis.asyncio as aioredis
 import ait
 from ait.bus import Subscription
 
-from .helpers import inp
+from .helpers import delta, inp
 
 
 async def take(sub: Subscription, n: int, timeout: float = 10) -> list[ait.Entry]:
@@ -122,12 +124,11 @@ async def test_joining_a_blocked_reader_wakes_it(redis_url: str, channel_name: s
 
 
 async def test_slow_subscriber_is_detached_then_catches_up_without_loss(
-    any_bus: ait.Bus, channel_name: str, monkeypatch: pytest.MonkeyPatch
+    any_bus: ait.Bus, channel_name: str
 ) -> None:
-    monkeypatch.setattr("ait.bus.subscription.SUBSCRIBER_BUFFER_BATCHES", 4)
     channel = any_bus.channel(channel_name)
     ids: list[str] = []
-    async with channel.subscribe() as fast, channel.subscribe() as slow:
+    async with channel.subscribe() as fast, channel.subscribe(buffer=4) as slow:
         for i in range(20):
             ids.append(await channel.publish(inp(i)))
             # one XREAD reply (one batch) per entry: let the fast reader take each
@@ -303,3 +304,109 @@ async def _client_count(url: str) -> int:
         return len([c for c in info if c.get("cmd") != "client|list"])
     finally:
         await client.aclose()
+
+
+async def test_a_channel_whose_read_fails_is_dropped_and_the_others_go_on(
+    redis_url: str, channel_name: str
+) -> None:
+    """One XREAD serves many channels; a key that cannot be read (here it became a plain
+    string: WRONGTYPE) fails that XREAD as a whole. Its subscription gets the error, the
+    shared read goes on without it, and the other channels keep being delivered."""
+    errors: list[BaseException] = []
+    async with ait.Bus.from_url(redis_url, on_error=errors.append) as bus:
+        good, bad = bus.channel(channel_name + "-good"), bus.channel(channel_name + "-bad")
+        await bad.publish(inp(0))
+        async with good.subscribe() as good_sub, bad.subscribe() as bad_sub:
+            assert bus.hub.connections == 1  # one XREAD for both
+            await bus.handle.client.execute_command("SET", bad.key, "not a stream any more")
+            ids = [await good.publish(inp(i)) for i in range(3)]
+            assert [i for i, _ in await take(good_sub, 3)] == ids
+            with anyio.fail_after(10), pytest.raises(ait.BusError, match="WRONGTYPE") as info:
+                await bad_sub.__anext__()
+            assert type(info.value) is ait.BusError
+            assert bad.name in str(info.value)
+            assert bus.hub.busy_connections == 1  # the reader follows the good one only
+            later = await good.publish(inp(3))
+            assert [i for i, _ in await take(good_sub, 1)] == [later]
+            # Iterating again retries: once the key is a stream again, it is followed.
+            await bus.handle.client.execute_command("DEL", bad.key)
+            with pytest.raises(ait.ContinuityLost):
+                await bad_sub.__anext__()  # its cursor went with the old stream
+            again = await bad.publish(inp(4))
+            assert [i for i, _ in await take(bad_sub, 1)] == [again]
+    assert any("WRONGTYPE" in str(error) for error in errors)
+
+
+async def _catch_up_peak(bus: ait.Bus, channel: ait.Channel, gap: int) -> int:
+    """Bytes the heap grew to at most while a subscription caught up `gap` entries that the
+    shared reader had already passed (another subscriber of the channel kept up). The
+    entries are deltas of one message, as a long gap mostly is: one set of headers, which
+    the decoder's cache of headers holds once, whatever the gap."""
+    for start in range(0, gap, 1000):
+        await channel.publish_many([delta(i) for i in range(start, min(start + 1000, gap))])
+    async with channel.subscribe(), channel.subscribe(after="0-0") as behind:
+        gc.collect()
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            seen = 0
+            with anyio.fail_after(60):
+                async for _ in behind:
+                    seen += 1
+                    if seen == gap:
+                        break
+            return tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+
+
+async def test_catching_up_a_long_gap_holds_one_page_at_a_time(
+    redis_url: str, channel_name: str
+) -> None:
+    """The gap is read and yielded a page at a time: four times the gap, not four times the
+    memory (it was the whole gap at once, about 2 kB an entry)."""
+    async with ait.Bus.from_url(redis_url) as bus:
+        await _catch_up_peak(bus, bus.channel(channel_name + "-warm"), 2_000)
+        small = await _catch_up_peak(bus, bus.channel(channel_name + "-n"), 4_000)
+        large = await _catch_up_peak(bus, bus.channel(channel_name + "-4n"), 16_000)
+    assert large < 2 * small, (small, large)
+
+
+async def _lag_after(fast: Subscription, slow: Subscription, batches: list[int]) -> list[str]:
+    """Publish `batches` (sizes: each one XREAD reply), the fast subscriber taking each;
+    return what the slow one yields before it lags."""
+    channel = fast.channel
+    for n, size in enumerate(batches):
+        ids = await channel.publish_many([inp(n * 100 + i) for i in range(size)])
+        assert [i for i, _ in await take(fast, size)] == ids
+    got: list[str] = []
+    with pytest.raises(ait.SubscriberLagged):
+        async for entry_id, _ in slow:
+            got.append(entry_id)
+    return got
+
+
+async def test_a_subscriber_lags_past_the_configured_number_of_entries(
+    redis_url: str, channel_name: str
+) -> None:
+    async with ait.Bus.from_url(redis_url, subscriber_buffer=10) as bus:
+        channel = bus.channel(channel_name)
+        async with channel.subscribe() as fast, channel.subscribe() as slow:
+            assert len(await _lag_after(fast, slow, [1] * 30)) == 10
+        # The bound counts entries, not batches: 5 + 5 is over 8.
+        async with channel.subscribe() as fast, channel.subscribe(buffer=8) as slow:
+            assert len(await _lag_after(fast, slow, [5, 5, 5])) == 5
+        # A batch larger than the bound is taken when nothing else is held.
+        async with channel.subscribe() as fast, channel.subscribe(buffer=2) as slow:
+            assert len(await _lag_after(fast, slow, [3, 1])) == 3
+
+
+async def test_the_subscriber_buffer_must_hold_an_entry(redis_url: str, channel_name: str) -> None:
+    for size in (0, -1):
+        with pytest.raises(ait.UsageError, match="subscriber_buffer"):
+            ait.Bus.from_url(redis_url, subscriber_buffer=size)
+        with pytest.raises(ait.UsageError, match="subscriber_buffer"):
+            ait.Bus.embedded(subscriber_buffer=size)
+    async with ait.Bus.from_url(redis_url) as bus:
+        with pytest.raises(ait.UsageError, match="buffer"):
+            bus.channel(channel_name).subscribe(buffer=0)

@@ -10,7 +10,7 @@ import anyio.to_thread
 import pytest
 
 import ait
-from ait._constants import SUBSCRIBER_BUFFER_BATCHES
+from ait._constants import READER_COUNT
 from ait.client import ClientSession, SessionError
 from ait.ids import new_id
 from ait.testing import ScriptedProvider
@@ -166,6 +166,32 @@ async def test_a_lagged_subscription_catches_up_without_loss(
     assert reported == []  # lagging is recovered from, not an error
 
 
+async def test_a_channel_redis_refuses_is_reported_and_followed_again(
+    redis_url: str, channel_name: str
+) -> None:
+    """The channel's key is overwritten with a string: Redis refuses to read it (WRONGTYPE).
+    The session reports it, lives on, and follows the channel again once it is a stream."""
+    reported: list[SessionError] = []
+    async with (
+        ait.Bus.from_url(redis_url, reader_block_ms=200) as bus,  # SET wakes no XREAD
+        ClientSession(
+            bus, channel_name, client_id="alice", invoke=None, on_error=reported.append
+        ) as alice,
+    ):
+        channel = bus.channel(channel_name)
+        await seed(channel, 1)
+        await wait_for(lambda: len(alice.tree) == 2)
+        await bus.handle.client.execute_command("SET", channel.key, "not a stream")
+        await wait_for(lambda: any("WRONGTYPE" in str(e) for e in reported))
+        assert all(type(e) is ait.BusError for e in reported)
+
+        await bus.handle.client.execute_command("DEL", channel.key)
+        new = await seed(channel, 1)
+        await wait_for(lambda: alice.tree.message(new[0][1]) is not None, 15)
+        await assert_converged(channel, alice)
+        assert any(isinstance(e, ait.ContinuityLost) for e in reported)  # the old stream went
+
+
 @pytest.mark.fault
 async def test_a_stream_lost_to_a_restart_is_reported_and_rebuilt(
     ephemeral_redis: ait.EmbeddedRedis, channel_name: str
@@ -239,7 +265,7 @@ async def test_a_slow_client_stays_bounded(
         peaks["other"] = max(peaks["other"], len(other_changes._queue))  # pyright: ignore[reportPrivateUsage]
         inbox = sub._inbox  # pyright: ignore[reportPrivateUsage]
         if inbox is not None:
-            peaks["buffer"] = max(peaks["buffer"], len(inbox))
+            peaks["buffer"] = max(peaks["buffer"], inbox.entries)
         peaks["ready"] = max(peaks["ready"], len(sub._ready))  # pyright: ignore[reportPrivateUsage]
 
     active = await alice.view.send("a long answer")
@@ -263,7 +289,7 @@ async def test_a_slow_client_stays_bounded(
     assert len(changes._queue) <= 32  # pyright: ignore[reportPrivateUsage]
     assert changes._queue[0].kind == "structure"  # pyright: ignore[reportPrivateUsage]
     assert peaks["other"] <= 256
-    assert peaks["buffer"] <= SUBSCRIBER_BUFFER_BATCHES
+    assert peaks["buffer"] <= max(bus.subscriber_buffer, READER_COUNT)
     assert peaks["ready"] <= 1024
     assert slow.view.messages[-1].text == "".join(tokens)  # nothing was lost meanwhile
 
