@@ -541,6 +541,8 @@ class Run:
             # Refreshed by the session while the run lives: a record that stops being
             # refreshed belongs to an agent that died outside any worker.
             "alive-at": math.floor(time.time() * 1000),
+            # So that whoever watches the record knows when its silence means death.
+            "heartbeat-ms": math.floor(self.session.heartbeat * 1000),
         }
         packed = _pack(record)
         return ["HSET", self.session.active_key, self.run_id, packed]

@@ -14,7 +14,9 @@ input before the agent minted the run id is held and honoured when the run start
 
 Other agents' runs count for the multitask policies through the channel's `active` hash
 (`<prefix>{<channel>}:active`): every run adds itself when it starts or resumes and removes
-itself when it ends or suspends, in the same transaction as the lifecycle event.
+itself when it ends or suspends, in the same transaction as the lifecycle event. A record
+left unrefreshed past its bound belongs to a dead agent: the session ends that run
+`agent-lost` (`ait.bus.active`).
 """
 
 from __future__ import annotations
@@ -28,11 +30,11 @@ from types import TracebackType
 from typing import Any, cast
 
 import anyio
-import msgpack  # pyright: ignore[reportMissingTypeStubs]
 
 from ..bus import Bus, Subscription
 from ..bus._redis import translate_errors
 from ..bus._tasks import BackgroundTasks
+from ..bus.active import ActiveRuns, lost_after, unpack_record
 from ..errors import (
     AitError,
     BusError,
@@ -69,15 +71,6 @@ _REFRESH = """
 for i = 1, #ARGV, 2 do
   if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  end
-end
-"""
-
-# A stale record is removed only if it is still the one read: it may have been refreshed.
-_REMOVE_STALE = """
-for i = 1, #ARGV, 2 do
-  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
-    redis.call('HDEL', KEYS[1], ARGV[i])
   end
 end
 """
@@ -459,32 +452,27 @@ class AgentSession:
     async def active_runs(self) -> dict[str, dict[str, Any]]:
         """Runs active on the channel now (any agent), by run id.
 
-        A record not refreshed for three heartbeats belongs to an agent that died outside a
-        worker (a worker's crash recovery ends such runs itself): it is left out, and
-        removed.
+        A record not refreshed for three heartbeats and a grace (`heartbeat-ms` in the
+        record, else this session's `heartbeat`) belongs to an agent that died outside a
+        worker: it is left out, and its run ended `agent-lost` (only if the record is
+        still the one read: a slow agent's late heartbeat wins).
         """
-        client = self.bus.handle.client
-        with translate_errors(f"read the active runs of {self.channel.name!r}"):
-            reply = await client.hgetall(self.active_key)
+        active = ActiveRuns(self.channel)
         runs: dict[str, dict[str, Any]] = {}
-        stale: list[Any] = []
-        oldest = (time.time() - 3 * self.heartbeat) * 1000
-        for raw_id, raw in reply.items():
-            try:
-                unpacked: object = msgpack.unpackb(raw)  # pyright: ignore
-            except Exception:
-                unpacked = {}
-            record = cast(dict[str, Any], unpacked) if isinstance(unpacked, dict) else {}
+        now = time.time() * 1000
+        for run_id, raw in (await active.records()).items():
+            record = unpack_record(raw)
+            bound = lost_after(record, self.heartbeat)
             alive = record.get("alive-at") or record.get("started-at") or 0
-            if isinstance(alive, int | float) and alive < oldest:
-                stale += [raw_id, raw]
+            if not (isinstance(alive, int | float) and alive < now - bound * 1000):
+                runs[run_id] = record
                 continue
-            runs[raw_id.decode()] = record
-        if stale:
+            silent = f"no heartbeat for {bound:g} s, noticed by agent {self.agent_id}"
             try:
-                with translate_errors(f"remove stale active runs of {self.channel.name!r}"):
-                    await client.eval(_REMOVE_STALE, 1, self.active_key, *stale)
-            except AitError as exc:  # housekeeping: they are left out all the same
+                await active.end_lost(
+                    run_id, raw, message=f"the agent answering this run died ({silent})"
+                )
+            except AitError as exc:  # housekeeping: it is left out all the same
                 self.report(exc)
         return runs
 

@@ -11,25 +11,56 @@ import pytest
 import ait
 from ait.ids import new_id
 
-from .helpers import invocation, publish_input, raises, slow
+from .helpers import (
+    events,
+    invocation,
+    publish_input,
+    raises,
+    slow,
+)
 
 
 async def test_a_ghost_in_the_active_hash_does_not_block_new_runs(
     bus: ait.Bus, channel_name: str
 ) -> None:
     """A run recorded by an agent that died outside any worker stops counting once its
-    record is three heartbeats old: a `reject` input is not rejected because of it."""
+    record is three heartbeats (and the grace) old: a `reject` input is not rejected
+    because of it, and the agent that noticed ends it `agent-lost` for every client."""
     channel = bus.channel(channel_name)
     ghost = msgpack.packb(
         {"input-event-id": "gone", "started-at": 1, "alive-at": int(time.time() * 1000) - 60_000}
     )
     await bus.handle.client.hset(channel.key_for("active"), "ghost-run", ghost)
-    async with ait.AgentSession(bus, channel_name, heartbeat=10.0) as session:
+    async with ait.AgentSession(bus, channel_name, heartbeat=10.0, agent_id="a1") as session:
         assert "ghost-run" not in await session.active_runs()
         assert await bus.handle.client.hexists(channel.key_for("active"), "ghost-run") == 0
+        (end,) = await events(channel, "run.end")
+        assert (end.run_id, end.reason, end.error_code) == ("ghost-run", "error", "agent-lost")
+        assert "no heartbeat for 32 s, noticed by agent a1" in str(end.error_message)
         _, event = await publish_input(channel, multitask="reject")
         run = session.create_run(invocation(channel, event))
         await run.start()  # not RunRejected
+        await run.end()
+
+
+async def test_a_record_says_its_heartbeat_so_that_others_judge_it_by_it(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    """An agent with a 60 s heartbeat is not taken for dead by one with a 0.2 s one."""
+    channel = bus.channel(channel_name)
+    async with (
+        ait.AgentSession(bus, channel_name, heartbeat=60) as patient,
+        ait.AgentSession(bus, channel_name, heartbeat=0.2) as hasty,
+    ):
+        _, event = await publish_input(channel)
+        run = patient.create_run(invocation(channel, event))
+        await run.start()
+        record = (await hasty.active_runs())[str(run.run_id)]
+        assert record["heartbeat-ms"] == 60_000
+        key = channel.key_for("active")
+        aged = msgpack.packb({**record, "alive-at": record["alive-at"] - 5_000})
+        await bus.handle.client.hset(key, str(run.run_id), aged)  # 25 beats of `hasty` ago
+        assert str(run.run_id) in await hasty.active_runs()
         await run.end()
 
 
@@ -131,7 +162,7 @@ async def test_failing_to_remove_stale_records_is_reported_not_raised(
         finally:
             del client.eval
     assert len(problems) >= 2 and all(isinstance(p, ait.BusError) for p in problems)
-    assert "unable to remove stale active runs" in str(problems[0])
+    assert "unable to end the lost run 'dead-run'" in str(problems[0])
     assert await client.hexists(key, "dead-run") == 1  # still there: removal failed
 
 
