@@ -70,6 +70,7 @@ from .errors import ProviderTimeout as ProviderTimeout
 from .errors import RateLimitError as RateLimitError
 from .errors import RunConflict as RunConflict
 from .errors import RunError as RunError
+from .errors import RunLost as RunLost
 from .errors import RunRejected as RunRejected
 from .errors import ServerError as ServerError
 from .errors import SubscriberLagged as SubscriberLagged
@@ -144,6 +145,7 @@ __all__ = [
     "RunError",
     "RunHistory",
     "RunInfo",
+    "RunLost",
     "RunRejected",
     "RunResume",
     "RunStart",

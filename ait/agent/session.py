@@ -16,7 +16,8 @@ Other agents' runs count for the multitask policies through the channel's `activ
 (`<prefix>{<channel>}:active`): every run adds itself when it starts or resumes and removes
 itself when it ends or suspends, in the same transaction as the lifecycle event. A record
 left unrefreshed past its bound belongs to a dead agent: the session ends that run
-`agent-lost` (`ait.bus.active`).
+`agent-lost` (`ait.bus.active`). A `run.end` of one of this session's own runs that it did
+not publish (it was taken for dead) ends the run here too (`Run.ended_elsewhere`).
 """
 
 from __future__ import annotations
@@ -308,6 +309,9 @@ class AgentSession:
             ended = self._ended.pop(event.run_id, None)
             if ended is not None:
                 ended.set()
+            run = self._by_run_id.get(event.run_id)
+            if run is not None and isinstance(event, RunEnd) and not replayed:
+                run.ended_elsewhere()  # unless it is the run's own end, on its way
         elif isinstance(event, BadEntry):
             self.report(
                 AitError(f"bad entry {event.entry_id} on {self.channel.name!r}: {event.reason}")

@@ -9,14 +9,18 @@ import msgpack
 import pytest
 
 import ait
+from ait.bus.active import ActiveRuns
 from ait.ids import new_id
 
 from .helpers import (
+    answer,
     events,
     invocation,
     publish_input,
     raises,
+    run_ends,
     slow,
+    wait_for_event,
 )
 
 
@@ -62,6 +66,44 @@ async def test_a_record_says_its_heartbeat_so_that_others_judge_it_by_it(
         await bus.handle.client.hset(key, str(run.run_id), aged)  # 25 beats of `hasty` ago
         assert str(run.run_id) in await hasty.active_runs()
         await run.end()
+
+
+async def test_an_agent_whose_run_was_ended_as_lost_stops_it(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    """Another process took the agent for dead (it was frozen) and ended its run: the
+    agent sees the `run.end` and stops (`RunLost`); its heartbeat does not record the run
+    again; its session goes on serving."""
+    channel = bus.channel(channel_name)
+    async with ait.AgentSession(bus, channel_name, heartbeat=60) as session:
+        _, event = await publish_input(channel)
+        run = session.create_run(invocation(channel, event))
+        await run.start()
+        assert run.run_id is not None
+        active = ActiveRuns(channel)
+
+        async def noticed() -> None:
+            await wait_for_event(channel, lambda e: isinstance(e, ait.Output))
+            (raw,) = (await active.records([str(run.run_id)])).values()
+            assert await active.end_lost(str(run.run_id), raw, message="frozen")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(noticed)
+            with anyio.fail_after(10):
+                result = await run.pipe(slow(5_000, delay=0.01).stream())
+        assert result.reason == "error" and isinstance(result.error, ait.RunLost)
+        assert run.lost and run.state == "ended"
+        await run.end()  # nothing: it is over
+        await raises(ait.UsageError, run.pipe(slow(1).stream()))
+        await session.refresh_records([run])
+        assert await active.records() == {}
+        assert [e.error_code for e in await events(channel, "run.end")] == ["agent-lost"]
+
+        _, later = await publish_input(channel)
+        fresh = session.create_run(invocation(channel, later))
+        await answer(fresh, slow(3))
+        assert not fresh.lost
+        assert (await run_ends(channel))[str(fresh.run_id)].reason == "complete"
 
 
 async def test_a_live_run_keeps_its_record_fresh_and_blocks_reject(
