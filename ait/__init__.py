@@ -71,6 +71,7 @@ from .errors import RateLimitError as RateLimitError
 from .errors import RunCancelled as RunCancelled
 from .errors import RunConflict as RunConflict
 from .errors import RunError as RunError
+from .errors import RunLost as RunLost
 from .errors import RunRejected as RunRejected
 from .errors import ServerError as ServerError
 from .errors import SubscriberLagged as SubscriberLagged
@@ -146,6 +147,7 @@ __all__ = [
     "RunError",
     "RunHistory",
     "RunInfo",
+    "RunLost",
     "RunRejected",
     "RunResume",
     "RunStart",

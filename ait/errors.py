@@ -20,6 +20,7 @@ AitError
 │   │   ├── AwaitingAnswers               the run waits for answers to more of its calls
 │   │   └── RunCancelled                  the run was cancelled while suspended: ended, not resumed
 │   ├── AnswerRefused                     a client's answer was not the one its run took
+│   ├── RunLost                           another process ended the run as lost (`agent-lost`)
 │   └── InvokeFailed                      an input was published but no agent could be woken
 └── ProviderError                         a model provider failed (`code` names the failure)
     ├── ProviderConfigError               a bad URL, spec, missing key or model file
@@ -74,6 +75,7 @@ __all__ = [
     "RunCancelled",
     "RunConflict",
     "RunError",
+    "RunLost",
     "RunRejected",
     "ServerError",
     "SubscriberLagged",
@@ -298,6 +300,26 @@ class AnswerRefused(RunError):
         self.run_id = run_id
         self.reason = reason
         super().__init__(f"run {run_id!r} did not take this answer: it was {reason} first")
+
+
+class RunLost(RunError):
+    """Another process ended this agent's run as lost: it published the run's `run.end`
+    (error, code `agent-lost`) because the run's heartbeats stopped reaching Redis for
+    longer than the bound (three heartbeats and a grace). The agent was alive but too slow.
+
+    `Run.pipe` returns it as its `error` (reason `error`); every client already shows the
+    run ended, so the handler should simply return: `end()` does nothing now.
+    """
+
+    code = "agent-lost"
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(
+            f"run {run_id!r} was ended as lost by another process: its heartbeats stopped "
+            "reaching Redis for too long (a frozen event loop? Redis unreachable?); "
+            "stop working on it"
+        )
 
 
 class InvokeFailed(RunError):

@@ -11,7 +11,9 @@ await run.end(result.reason, error=result.error)  # or: await run.suspend()
 States: created -> started -> ended | suspended. Methods out of order raise `UsageError`;
 `end` and `suspend` after either of them do nothing. A user's cancel (a `cancel` event on
 the channel) makes `pipe` stop its stream within one item and return `cancelled`; task
-cancellation (anyio/asyncio) always propagates unchanged.
+cancellation (anyio/asyncio) always propagates unchanged. A run whose heartbeats stopped
+reaching Redis for too long may be ended by another process as lost (`agent-lost`): the
+run then ends here too (`lost`), and `pipe` stops with a `RunLost` error.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ..errors import (
     AwaitingAnswers,
     RunCancelled,
     RunConflict,
+    RunLost,
     UsageError,
     WriteFailed,
 )
@@ -97,6 +100,11 @@ class Run:
         #: The cancel that was honoured, if any.
         self.cancel_request: CancelRequest | None = None
         self._cancelled = anyio.Event()
+        #: True once another process ended this run as lost (see `ended_elsewhere`).
+        self.lost = False
+        # Set by an honoured cancel or a loss: what stops `pipe`.
+        self._halted = anyio.Event()
+        self._finishing = False  # our own run.end/run.suspend is on its way
         self._writer: CoalescingWriter | None = None
         self._last_message_id: str | None = None
         #: Message id -> the parent it was first published with; tool call id -> message.
@@ -158,6 +166,23 @@ class Run:
             return
         self.cancel_request = request
         self._cancelled.set()
+        self._halted.set()
+
+    def ended_elsewhere(self) -> None:
+        """A `run.end` of this run that it did not publish reached the session: another
+        process took its agent for dead (its heartbeats stopped for longer than the bound)
+        and ended it `agent-lost`. Every client shows it ended, so the run stops here too:
+        `pipe` returns within one item with a `RunLost` error, later writes raise
+        `UsageError`, `end()` and `suspend()` do nothing."""
+        if self.state != "started" or self._finishing:
+            return
+        self.state = "ended"
+        self.lost = True
+        self._halted.set()
+        self.session.release(self)
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            self.session.tasks.start(_close_writer, writer, name="ait writer of a lost run")
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -485,18 +510,18 @@ class Run:
         async with anyio.create_task_group() as tg:
 
             async def stop_on_cancel() -> None:
-                await self._cancelled.wait()
+                await self._halted.wait()
                 tg.cancel_scope.cancel()
 
             tg.start_soon(stop_on_cancel)
             try:
-                if not self._cancelled.is_set():
+                if not self._halted.is_set():
                     async for item in stream:
                         events = encoder.encode(item)
                         if events:
                             count += 1
                             send(events)
-                        if self._cancelled.is_set():
+                        if self._halted.is_set():
                             break
             except Exception as exc:  # the stream failed: a provider error, a bad item
                 error = exc
@@ -505,6 +530,8 @@ class Run:
                 # the group absorbs; a cancellation of the task itself propagates unchanged.
                 tg.cancel_scope.cancel()
         await _close_stream(stream)
+        if self.lost:  # the run is over: no finish, nothing more written
+            return PipeResult("error", message_id, RunLost(run_id), count, tool_calls=tuple(calls))
 
         if error is not None:
             reason: RunEndReason = "error"
@@ -634,6 +661,7 @@ class Run:
         # If the publish fails (Redis down), the run stays started without a writer:
         # `end()`/`suspend()` may be called again to retry it.
         writer, self._writer = self._writer, None
+        self._finishing = True
         try:
             if writer is not None:
                 with anyio.CancelScope(shield=True):
@@ -647,6 +675,7 @@ class Run:
     def _require_started(self, action: str) -> CoalescingWriter:
         if self.state != "started" or self._writer is None:
             hint = " (call start() first)" if self.state == "created" else ""
+            hint = " (ended as lost by another process: agent-lost)" if self.lost else hint
             raise UsageError(f"unable to {action}; the run is {self.state}{hint}")
         return self._writer
 
@@ -663,6 +692,8 @@ class Run:
             # Refreshed by the session while the run lives: a record that stops being
             # refreshed belongs to an agent that died outside any worker.
             "alive-at": math.floor(time.time() * 1000),
+            # So that whoever watches the record knows when its silence means death.
+            "heartbeat-ms": math.floor(self.session.heartbeat * 1000),
         }
         packed = _pack(record)
         return ["HSET", self.session.active_key, self.run_id, packed]
@@ -673,6 +704,14 @@ class Run:
 
     def _active_del(self) -> list[Any]:
         return ["HDEL", self.session.active_key, self.run_id]
+
+
+async def _close_writer(writer: CoalescingWriter) -> None:
+    """Close a lost run's writer: what was queued goes out, behind the run's end."""
+    try:
+        await writer.aclose()
+    except AitError:  # nothing more is owed to a run that is over
+        pass
 
 
 async def _close_stream(stream: AsyncIterable[Any]) -> None:

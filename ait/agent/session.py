@@ -14,7 +14,10 @@ input before the agent minted the run id is held and honoured when the run start
 
 Other agents' runs count for the multitask policies through the channel's `active` hash
 (`<prefix>{<channel>}:active`): every run adds itself when it starts or resumes and removes
-itself when it ends or suspends, in the same transaction as the lifecycle event.
+itself when it ends or suspends, in the same transaction as the lifecycle event. A record
+left unrefreshed past its bound belongs to a dead agent: the session ends that run
+`agent-lost` (`ait.bus.active`). A `run.end` of one of this session's own runs that it did
+not publish (it was taken for dead) ends the run here too (`Run.ended_elsewhere`).
 """
 
 from __future__ import annotations
@@ -28,12 +31,12 @@ from types import TracebackType
 from typing import Any, cast
 
 import anyio
-import msgpack  # pyright: ignore[reportMissingTypeStubs]
 
 from .._constants import REFUSED_CHANNEL_RETRY
 from ..bus import Bus, Channel, Subscription
 from ..bus._redis import translate_errors
 from ..bus._tasks import BackgroundTasks
+from ..bus.active import ActiveRuns, lost_after, unpack_record
 from ..errors import (
     AitError,
     BusError,
@@ -73,7 +76,8 @@ for i = 1, #ARGV, 2 do
 end
 """
 
-# A stale record is removed only if it is still the one read: it may have been refreshed.
+# A stale queue record is removed only if it is still the one read: it may have been
+# refreshed.
 _REMOVE_STALE = """
 for i = 1, #ARGV, 2 do
   if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
@@ -349,6 +353,9 @@ class AgentSession:
                 ended = self._ended.pop(event.run_id, None)
                 if ended is not None:
                     ended.set()
+                run = self._by_run_id.get(event.run_id)
+                if run is not None and isinstance(event, RunEnd) and not replayed:
+                    run.ended_elsewhere()  # unless it is the run's own end, on its way
             self._lifecycle.set()
             self._lifecycle = anyio.Event()
         elif isinstance(event, BadEntry):
@@ -511,9 +518,10 @@ class AgentSession:
     async def active_runs(self) -> dict[str, dict[str, Any]]:
         """Runs active on the channel now (any agent), by run id.
 
-        A record not refreshed for three heartbeats belongs to an agent that died outside a
-        worker (a worker's crash recovery ends such runs itself): it is left out, and
-        removed.
+        A record not refreshed for three heartbeats and a grace (`heartbeat-ms` in the
+        record, else this session's `heartbeat`) belongs to an agent that died outside a
+        worker: it is left out, and its run ended `agent-lost` (only if the record is
+        still the one read: a slow agent's late heartbeat wins).
         """
         with translate_errors(f"read the active runs of {self.channel.name!r}"):
             reply = await self.bus.handle.client.hgetall(self.active_key)
@@ -523,22 +531,23 @@ class AgentSession:
         self, key: str, reply: dict[bytes, bytes], what: str
     ) -> dict[str, dict[str, Any]]:
         """The records of a hash read from `key` (the active runs, the `enqueue` queue), by
-        field, unpacked; those not refreshed (`alive-at`) for three heartbeats are left
-        out, and removed (only if unchanged since they were read)."""
+        field, unpacked. Those not refreshed (`alive-at`) in time are left out: a lost run
+        is ended `agent-lost` (`ActiveRuns.end_lost`), a stale queue entry removed; either
+        only if its record is unchanged since it was read."""
         records: dict[str, dict[str, Any]] = {}
         stale: list[Any] = []
-        oldest = (time.time() - 3 * self.heartbeat) * 1000
+        now = time.time() * 1000
+        runs = key == self.active_key
         for raw_id, raw in reply.items():
-            try:
-                unpacked: object = msgpack.unpackb(raw)  # pyright: ignore
-            except Exception:
-                unpacked = {}
-            record = cast(dict[str, Any], unpacked) if isinstance(unpacked, dict) else {}
+            record = unpack_record(raw)
+            bound = lost_after(record, self.heartbeat) if runs else 3 * self.heartbeat
             alive = record.get("alive-at") or record.get("started-at") or 0
-            if isinstance(alive, int | float) and alive < oldest:
+            if not (isinstance(alive, int | float) and alive < now - bound * 1000):
+                records[raw_id.decode()] = record
+            elif runs:
+                await self._end_lost(raw_id.decode(), raw, bound)
+            else:
                 stale += [raw_id, raw]
-                continue
-            records[raw_id.decode()] = record
         if stale:
             try:
                 with translate_errors(f"remove stale {what} of {self.channel.name!r}"):
@@ -546,6 +555,15 @@ class AgentSession:
             except AitError as exc:  # housekeeping: they are left out all the same
                 self.report(exc)
         return records
+
+    async def _end_lost(self, run_id: str, raw: bytes, bound: float) -> None:
+        silent = f"no heartbeat for {bound:g} s, noticed by agent {self.agent_id}"
+        try:
+            await ActiveRuns(self.channel).end_lost(
+                run_id, raw, message=f"the agent answering this run died ({silent})"
+            )
+        except AitError as exc:  # housekeeping: it is left out all the same
+            self.report(exc)
 
     async def claim_active(self, run: Run) -> bool:
         """Record `run` in the active hash unless a record of its id is there already.

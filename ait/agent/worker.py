@@ -20,7 +20,8 @@ async with ait.Bus.from_url(url) as bus:
 - Every worker also looks for entries idle longer than `lease` (their worker died) and
   takes them over: a run that never started is run now; a run that started and never
   ended is ended with `error`, code `agent-lost` (and, with `restart_lost=True`, answered
-  again by a new run); a run that finished is just acknowledged.
+  again by a new run, also when a client noticed first and ended it `agent-lost`); a run
+  that finished is just acknowledged.
 - Every `trim_every` seconds the worker trims the queue: acknowledged entries are deleted,
   pending and not yet delivered ones kept (`Pool.trim`).
 - `stop()` (or cancelling `run()`) stops taking work, lets in-flight handlers finish for up
@@ -33,13 +34,13 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import anyio
-import msgpack  # pyright: ignore[reportMissingTypeStubs]
 from anyio.abc import TaskGroup
 
 from ..bus import Bus, Channel, Pool
+from ..bus.active import LOST_CODE, ActiveRuns, unpack_record
 from ..errors import (
     AitError,
     AwaitingAnswers,
@@ -347,52 +348,50 @@ class AgentWorker:
         """Settle an invocation whose worker died: "answer" when it should be answered now,
         "again" when its lost run was ended and `restart_lost` asks for a new one."""
         channel = self.bus.channel(invocation.channel)
-        active_key = channel.key_for("active")
         # The dead worker's claim on the input, if it died before its run.start: released,
         # or the input would stay unanswered until it lapsed.
         claim = input_claim_key(channel, invocation.input_event_id)
-        records = await self.bus.handle.client.hgetall(active_key)
-        for raw_run_id, raw in records.items():
-            record = _unpack(raw)
-            if record.get("input-event-id") == invocation.input_event_id:
-                run_id = raw_run_id.decode()
-                lost = RunEnd(
-                    run_id=run_id,
-                    invocation_id=str(record.get("invocation-id") or new_id()),
-                    reason="error",
-                    error_code="agent-lost",
-                    error_message="the agent answering this run stopped responding",
-                )
-                await channel.publish_many([lost], with_commands=[["HDEL", active_key, run_id]])
-                self.stats["lost_ended"] += 1
-                return "again" if self.restart_lost else None
-        if await self._started_before(channel, invocation):
-            return None
-        await self.bus.handle.client.delete(claim)
-        return "answer"
+        active = ActiveRuns(channel)
+        # The same end as anyone's who notices a lost run: one run.end, whoever is first.
+        # A record refreshed between the read and the end (its worker is only slow): again.
+        for _ in range(3):
+            found = [
+                (run_id, raw)
+                for run_id, raw in (await active.records()).items()
+                if unpack_record(raw).get("input-event-id") == invocation.input_event_id
+            ]
+            if not found:
+                break
+            for run_id, raw in found:
+                message = "the agent answering this run stopped responding"
+                if await active.end_lost(run_id, raw, message=message):
+                    self.stats["lost_ended"] += 1
+                    return "again" if self.restart_lost else None
+        latest = await self._latest_run(channel, invocation)
+        if latest is None:  # it never started: answer it now
+            await self.bus.handle.client.delete(claim)
+            return "answer"
+        # Ended lost (a client noticed first): again, if asked; else it has its answer.
+        return "again" if latest and self.restart_lost else None
 
-    async def _started_before(self, channel: Channel, invocation: Invocation) -> bool:
-        """Whether a run for this input already started (and so, not active, finished)."""
+    async def _latest_run(self, channel: Channel, invocation: Invocation) -> bool | None:
+        """Whether the newest run for this input ended lost (`agent-lost`); None when no
+        run for it started."""
+        lost: set[str] = set()
         before: str | None = None
         scanned = 0
         while scanned < 20_000:
             page = await channel.history(before, limit=500)
             for _, event in reversed(page):
-                if (
+                if isinstance(event, RunEnd) and event.error_code == LOST_CODE:
+                    lost.add(event.run_id)
+                elif (
                     isinstance(event, RunStart)
                     and event.input_event_id == invocation.input_event_id
                 ):
-                    return True
+                    return event.run_id in lost
             scanned += len(page)
             if len(page) < 500:
-                return False
+                return None
             before = page[0][0]
-        return False
-
-
-def _unpack(raw: bytes) -> dict[str, Any]:
-    try:
-        record: Any = msgpack.unpackb(raw)  # pyright: ignore
-    except Exception:
-        return {}
-    return cast(dict[str, Any], record) if isinstance(record, dict) else {}
+        return None

@@ -15,6 +15,10 @@ into `tree`; every view over it updates. Closing detaches: runs keep going on th
 
 Problems that belong to no call (a bad entry on the channel, a stream that was reset) go to
 `on_error` and to `errors()`; the session keeps working.
+
+A run whose agent died outside any worker would stay active forever: the session watches
+the active runs' heartbeats and ends a run whose agent went silent for the bound with
+`agent-lost` (`end_lost_runs`, `lost_after`; see `LostRunWatch`).
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from ..events import (
 )
 from ..ids import MIN_ENTRY_ID, check_name, new_id
 from .active import ActiveRun
+from .lost import LostRunWatch
 from .view import ClientView
 
 __all__ = ["ClientSession", "Invoke", "SessionError"]
@@ -84,6 +89,10 @@ class ClientSession:
         invoke_timeout: seconds a write waits for an agent to be woken (the pool's
             enqueue, your doorbell) before it raises `InvokeFailed` (with a `TimeoutError`
             as its cause and the input's live `ActiveRun`); None waits as long as it takes.
+        end_lost_runs: end (`agent-lost`) the runs shown active whose agent stopped
+            heartbeating for the bound; one `run.end` however many clients notice.
+        lost_after: the bound, in seconds; None: three of the run's agent's heartbeats
+            and 2 s (the heartbeat its record carries; 10 s when it carries none).
     """
 
     def __init__(
@@ -98,11 +107,15 @@ class ClientSession:
         page_size: int = 200,
         on_error: Callable[[SessionError], None] | None = None,
         invoke_timeout: float | None = 10.0,
+        end_lost_runs: bool = True,
+        lost_after: float | None = None,
     ) -> None:
         if not client_id:
             raise UsageError("a client session needs a non-empty client_id")
         if window < 1:
             raise UsageError(f"a view's window must be at least 1 message, not {window}")
+        if lost_after is not None and not lost_after > 0:
+            raise UsageError(f"lost_after must be a positive number of seconds, not {lost_after}")
         self.bus = bus
         self.channel = bus.channel(check_name("channel", channel))
         self.client_id = client_id
@@ -113,6 +126,18 @@ class ClientSession:
         self.page_size = page_size
         self._on_error = on_error
         self.tree = Tree(on_error=self._report)
+        #: The watch that ends lost runs (None with `end_lost_runs=False`).
+        self.lost_runs = (
+            LostRunWatch(
+                self.channel,
+                self.tree,
+                client_id=client_id,
+                lost_after=lost_after,
+                report=self._report,
+            )
+            if end_lost_runs
+            else None
+        )
         self._view: ClientView | None = None
         self._views: list[View] = []
         self.tasks = BackgroundTasks()
@@ -171,6 +196,8 @@ class ClientSession:
         self._view = ClientView(self, self.tree, window=self.window)
         self._views.append(self._view)
         self.tasks.start(self._follow, name=f"ait client {self.channel.name}")
+        if self.lost_runs is not None:
+            self.tasks.start(self.lost_runs.run, name=f"ait client lost runs {self.channel.name}")
         return self
 
     async def __aexit__(
@@ -306,6 +333,8 @@ class ClientSession:
                     active.started(event.run_id)
             if isinstance(event, RunResume):
                 self._refuse_answers(event.run_id, "resumed by another answer")
+            if self.lost_runs is not None:
+                self.lost_runs.run_started()
         elif isinstance(event, RunEnd | RunSuspend):
             actives = self._by_run.pop(event.run_id, ())
             info = self.tree.run(event.run_id)

@@ -9,28 +9,101 @@ import msgpack
 import pytest
 
 import ait
+from ait.bus.active import ActiveRuns
 from ait.ids import new_id
 
-from .helpers import invocation, publish_input, raises, slow
+from .helpers import (
+    answer,
+    events,
+    invocation,
+    publish_input,
+    raises,
+    run_ends,
+    slow,
+    wait_for_event,
+)
 
 
 async def test_a_ghost_in_the_active_hash_does_not_block_new_runs(
     bus: ait.Bus, channel_name: str
 ) -> None:
     """A run recorded by an agent that died outside any worker stops counting once its
-    record is three heartbeats old: a `reject` input is not rejected because of it."""
+    record is three heartbeats (and the grace) old: a `reject` input is not rejected
+    because of it, and the agent that noticed ends it `agent-lost` for every client."""
     channel = bus.channel(channel_name)
     ghost = msgpack.packb(
         {"input-event-id": "gone", "started-at": 1, "alive-at": int(time.time() * 1000) - 60_000}
     )
     await bus.handle.client.hset(channel.key_for("active"), "ghost-run", ghost)
-    async with ait.AgentSession(bus, channel_name, heartbeat=10.0) as session:
+    async with ait.AgentSession(bus, channel_name, heartbeat=10.0, agent_id="a1") as session:
         assert "ghost-run" not in await session.active_runs()
         assert await bus.handle.client.hexists(channel.key_for("active"), "ghost-run") == 0
+        (end,) = await events(channel, "run.end")
+        assert (end.run_id, end.reason, end.error_code) == ("ghost-run", "error", "agent-lost")
+        assert "no heartbeat for 32 s, noticed by agent a1" in str(end.error_message)
         _, event = await publish_input(channel, multitask="reject")
         run = session.create_run(invocation(channel, event))
         await run.start()  # not RunRejected
         await run.end()
+
+
+async def test_a_record_says_its_heartbeat_so_that_others_judge_it_by_it(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    """An agent with a 60 s heartbeat is not taken for dead by one with a 0.2 s one."""
+    channel = bus.channel(channel_name)
+    async with (
+        ait.AgentSession(bus, channel_name, heartbeat=60) as patient,
+        ait.AgentSession(bus, channel_name, heartbeat=0.2) as hasty,
+    ):
+        _, event = await publish_input(channel)
+        run = patient.create_run(invocation(channel, event))
+        await run.start()
+        record = (await hasty.active_runs())[str(run.run_id)]
+        assert record["heartbeat-ms"] == 60_000
+        key = channel.key_for("active")
+        aged = msgpack.packb({**record, "alive-at": record["alive-at"] - 5_000})
+        await bus.handle.client.hset(key, str(run.run_id), aged)  # 25 beats of `hasty` ago
+        assert str(run.run_id) in await hasty.active_runs()
+        await run.end()
+
+
+async def test_an_agent_whose_run_was_ended_as_lost_stops_it(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    """Another process took the agent for dead (it was frozen) and ended its run: the
+    agent sees the `run.end` and stops (`RunLost`); its heartbeat does not record the run
+    again; its session goes on serving."""
+    channel = bus.channel(channel_name)
+    async with ait.AgentSession(bus, channel_name, heartbeat=60) as session:
+        _, event = await publish_input(channel)
+        run = session.create_run(invocation(channel, event))
+        await run.start()
+        assert run.run_id is not None
+        active = ActiveRuns(channel)
+
+        async def noticed() -> None:
+            await wait_for_event(channel, lambda e: isinstance(e, ait.Output))
+            (raw,) = (await active.records([str(run.run_id)])).values()
+            assert await active.end_lost(str(run.run_id), raw, message="frozen")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(noticed)
+            with anyio.fail_after(10):
+                result = await run.pipe(slow(5_000, delay=0.01).stream())
+        assert result.reason == "error" and isinstance(result.error, ait.RunLost)
+        assert run.lost and run.state == "ended"
+        await run.end()  # nothing: it is over
+        await raises(ait.UsageError, run.pipe(slow(1).stream()))
+        await session.refresh_records([run])
+        assert await active.records() == {}
+        assert [e.error_code for e in await events(channel, "run.end")] == ["agent-lost"]
+
+        _, later = await publish_input(channel)
+        fresh = session.create_run(invocation(channel, later))
+        await answer(fresh, slow(3))
+        assert not fresh.lost
+        assert (await run_ends(channel))[str(fresh.run_id)].reason == "complete"
 
 
 async def test_a_live_run_keeps_its_record_fresh_and_blocks_reject(
@@ -131,7 +204,7 @@ async def test_failing_to_remove_stale_records_is_reported_not_raised(
         finally:
             del client.eval
     assert len(problems) >= 2 and all(isinstance(p, ait.BusError) for p in problems)
-    assert "unable to remove stale active runs" in str(problems[0])
+    assert "unable to end the lost run 'dead-run'" in str(problems[0])
     assert await client.hexists(key, "dead-run") == 1  # still there: removal failed
 
 

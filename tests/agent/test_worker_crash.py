@@ -187,6 +187,43 @@ async def test_a_worker_killed_mid_run_is_recovered(
         assert len(starts) == 1 and victim.event_id not in served
 
 
+async def test_a_lost_run_a_client_ended_first_is_still_answered_again(
+    redis_url: str, bus: ait.Bus, channel_name: str, spawn: Spawn
+) -> None:
+    """A client watching the run notices the dead worker's silence before any worker's
+    lease runs out, and ends the run `agent-lost`. The worker that then takes the
+    invocation over publishes no second end, and with `restart_lost` still answers again."""
+    pool = pool_name()
+    channel = bus.channel(channel_name)
+    victim, _ = await enqueue_input(bus, channel, pool, "answer slowly")
+    doomed = spawn(redis_url, pool, "--lease", str(LEASE), "--concurrency", "1")
+    try:
+        _, start = await wait_for_event(channel, lambda e: isinstance(e, ait.RunStart), timeout=20)
+    except TimeoutError:
+        pytest.fail(f"the worker process did not start the run:\n{doomed.output()}")
+    await wait_for_event(channel, lambda e: isinstance(e, ait.Output))
+    doomed.kill()
+
+    async with ait.ClientSession(bus, channel_name, client_id="alice", lost_after=0.5) as client:
+        await wait_for(lambda: client.tree.run(start.run_id).status == "error", timeout=10)  # type: ignore[union-attr]
+    served: list[str] = []
+    rescuer = ait.AgentWorker(
+        bus, quick_handler(served), pool=pool, lease=LEASE, restart_lost=True, block_ms=100
+    )
+    async with serving(rescuer):
+        await wait_for(lambda: served == [victim.event_id] and rescuer.busy == 0, timeout=20)
+
+    assert rescuer.stats["reclaimed"] == 1 and rescuer.stats["lost_ended"] == 0
+    ends = await events(channel, "run.end")
+    assert [(e.run_id, e.error_code) for e in ends if e.run_id == start.run_id] == [
+        (start.run_id, "agent-lost")
+    ]
+    starts = await events(channel, "run.start")
+    assert len(starts) == 2 and starts[1].input_event_id == victim.event_id
+    assert (await run_ends(channel))[starts[1].run_id].reason == "complete"
+    assert await bus.pool(pool).pending_count() == 0
+
+
 async def test_an_invocation_is_never_run_twice_at_once_across_processes(
     redis_url: str, bus: ait.Bus, channel_name: str, spawn: Spawn
 ) -> None:
