@@ -1,0 +1,117 @@
+"""Following channels over SSE: one event per entry, the entry id as the cursor.
+
+One channel (`GET /channels/{name}/events`): each SSE `id:` is the entry id; the browser's
+`Last-Event-ID` (or `?after=`) resumes exactly after it. Several channels
+(`GET /events?channel=a&channel=b`): each `id:` is the combined cursor `a@<id>,b@<id>`,
+the position on every followed channel after this event, taken back the same way.
+
+Every connection is a bus subscription, served by the bus's one shared reader. A client
+that does not keep up (its subscription holds `buffer` entries unread) is disconnected; it
+reconnects from its cursor and misses nothing. A stream reset or trimmed past the cursor
+sends a `reset` event, with `id: 0-0` (or the channel at `0-0` in a combined cursor), and
+follows the channel again from its oldest entry: the browser drops what it folded of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.streams.memory import MemoryObjectSendStream
+from sse_starlette import ServerSentEvent
+
+from ..bus import Bus, Subscription
+from ..errors import BusError, ContinuityLost, SubscriberLagged
+from ..ids import MIN_ENTRY_ID, entry_id_problem
+from ._shapes import HttpError, dumps, event_json
+
+__all__ = ["follow", "parse_combined", "parse_cursor"]
+
+_DROP = object()  # a pump's word that this connection must end
+
+
+def parse_cursor(value: str | None) -> str:
+    """The entry id to follow after (`$`: from now on when there is none)."""
+    if value is None or value == "":
+        return "$"
+    problem = entry_id_problem(value)
+    if problem is not None:
+        raise HttpError(400, "UsageError", f"bad cursor {value!r}: {problem}")
+    return value
+
+
+def parse_combined(value: str | None, channels: list[str]) -> dict[str, str]:
+    """`a@<id>,b@<id>` into {channel: after}; channels it does not name start at `$`."""
+    cursors = dict.fromkeys(channels, "$")
+    if not value:
+        return cursors
+    for part in value.split(","):
+        name, at, entry_id = part.strip().rpartition("@")
+        if not at or name not in cursors:
+            raise HttpError(
+                400,
+                "UsageError",
+                f"bad cursor {part!r}: expected <channel>@<entry id> for a followed channel",
+            )
+        cursors[name] = parse_cursor(entry_id)
+    return cursors
+
+
+def _combined(cursors: dict[str, str]) -> str:
+    return ",".join(f"{name}@{entry_id}" for name, entry_id in cursors.items())
+
+
+async def _pump(sub: Subscription, out: MemoryObjectSendStream[Any], name: str) -> None:
+    """Relay one subscription into the connection's stream, as (channel, id, data, kind)."""
+    while True:
+        try:
+            async for entry_id, event in sub:
+                await out.send((name, entry_id, dumps(event_json(name, entry_id, event)), None))
+        except ContinuityLost as exc:
+            reset = dumps({"channel": name, "reason": str(exc)})
+            await out.send((name, MIN_ENTRY_ID, reset, "reset"))
+        except SubscriberLagged:
+            await out.send(_DROP)
+            return
+        except BusError as exc:
+            failure = dumps(
+                {"channel": name, "error": {"type": type(exc).__name__, "message": str(exc)}}
+            )
+            await out.send((name, None, failure, "error"))
+            await out.send(_DROP)
+            return
+
+
+async def follow(
+    bus: Bus, cursors: dict[str, str], *, combined: bool, buffer: int
+) -> AsyncIterator[ServerSentEvent]:
+    """SSE events of the channels in `cursors` ({name: after}), until the client goes."""
+    async with AsyncExitStack() as stack:
+        subs: dict[str, Subscription] = {}
+        for name, after in cursors.items():
+            subs[name] = await stack.enter_async_context(
+                bus.channel(name).subscribe(after=after, buffer=buffer)
+            )
+        position = {name: sub.last_id for name, sub in subs.items()}
+        send, receive = anyio.create_memory_object_stream[Any](0)
+        stack.enter_context(send)
+        stack.enter_context(receive)
+        tg = await stack.enter_async_context(anyio.create_task_group())
+        stack.push_async_callback(_cancel, tg)
+        for name, sub in subs.items():
+            tg.start_soon(_pump, sub, send, name)
+        async for item in receive:
+            if item is _DROP:
+                return
+            name, entry_id, data, kind = item
+            if entry_id is not None:
+                position[name] = entry_id
+            cursor = _combined(position) if combined else entry_id
+            yield ServerSentEvent(data=data, id=cursor, event=kind)
+
+
+async def _cancel(tg: anyio.abc.TaskGroup) -> None:
+    tg.cancel_scope.cancel()

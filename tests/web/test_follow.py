@@ -1,0 +1,149 @@
+"""Following a channel over SSE through a real uvicorn server: ids, resume, heartbeats,
+reset, slow clients, several channels, a server restart."""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+import httpx
+
+import ait
+from ait.events import Input
+from ait.ids import new_id
+
+from .helpers import bridge, free_port, serving, sse_events, take
+
+
+def _input(text: str) -> Input:
+    return Input(
+        event_id=new_id(),
+        message_id=new_id(),
+        role="user",
+        client_id="someone",
+        payload=ait.ChatCodec.user_text(text),
+    )
+
+
+async def _publish(bus: ait.Bus, channel: str, *texts: str) -> list[str]:
+    return [await bus.channel(channel).publish(_input(t)) for t in texts]
+
+
+def _text(sse: object) -> str:
+    data = json.loads("\n".join(sse.data))  # type: ignore[attr-defined]
+    return "".join(
+        p.get("delta", p.get("text", "")) for p in data["event"]["payload"] if isinstance(p, dict)
+    )
+
+
+async def test_ids_are_entry_ids_and_last_event_id_resumes_exactly(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    ids = await _publish(bus, channel_name, "one", "two", "three")
+    headers = {"x-user": "alice"}
+    async with serving(bridge(bus).app) as url, httpx.AsyncClient(base_url=url) as http:
+        path = f"/channels/{channel_name}/events"
+        async with http.stream("GET", path, params={"after": "0-0"}, headers=headers) as r:
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("text/event-stream")
+            first = await take(r, 2)
+        assert [e.id for e in first] == ids[:2]
+        data = json.loads(first[0].data[0])
+        assert data["channel"] == channel_name and data["id"] == ids[0]
+        assert data["event"]["type"] == "input" and data["event"]["client_id"] == "someone"
+        assert "extra_headers" not in data["event"]  # none here: left out
+
+        later = await _publish(bus, channel_name, "four")
+        resume = {**headers, "last-event-id": first[-1].id or ""}
+        async with http.stream("GET", path, headers=resume) as r:
+            again = await take(r, 2)
+        assert [e.id for e in again] == [ids[2], later[0]]  # no gap, no duplicate
+
+
+async def test_heartbeats_while_idle(bus: ait.Bus, channel_name: str) -> None:
+    app = bridge(bus, heartbeat=0.2).app
+    async with serving(app) as url, httpx.AsyncClient(base_url=url) as http:
+        path = f"/channels/{channel_name}/events"
+        async with http.stream("GET", path, headers={"x-user": "alice"}) as r:
+            beats = await take(r, 2, comments=True)
+    assert [b.comment for b in beats] == ["heartbeat", "heartbeat"]
+
+
+async def test_a_lost_cursor_sends_reset_then_follows_from_the_oldest(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    ids = await _publish(bus, channel_name, "one", "two")
+    channel = bus.channel(channel_name)
+    await bus.handle.client.execute_command("XTRIM", channel.key, "MAXLEN", 0)
+    kept = await _publish(bus, channel_name, "three")
+    async with serving(bridge(bus).app) as url, httpx.AsyncClient(base_url=url) as http:
+        headers = {"x-user": "alice", "last-event-id": ids[0]}
+        async with http.stream("GET", f"/channels/{channel_name}/events", headers=headers) as r:
+            reset, event = await take(r, 2)
+    assert reset.event == "reset" and reset.id == "0-0"
+    assert json.loads(reset.data[0])["channel"] == channel_name
+    assert event.event is None and event.id == kept[0]
+
+
+async def test_a_slow_client_is_disconnected_and_resumes_from_its_cursor(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    app = bridge(bus, buffer=4).app
+    big = "x" * 60_000
+    async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+        path = f"/channels/{channel_name}/events"
+        async with http.stream("GET", path, headers={"x-user": "alice"}) as r:
+            await anyio.sleep(0.2)  # subscribed (the stream is open): now do not read
+            ids = await _publish(bus, channel_name, *[big] * 300)
+            await anyio.sleep(1.0)
+            seen = []
+            with anyio.fail_after(20):
+                async for event in sse_events(r):  # ends: the server dropped us
+                    seen.append(event.id)
+        assert seen and len(seen) < len(ids), "a client that did not read was not dropped"
+        assert seen == ids[: len(seen)]
+        headers = {"x-user": "alice", "last-event-id": seen[-1]}
+        async with http.stream("GET", path, headers=headers) as r:
+            (next_event,) = await take(r, 1)
+        assert next_event.id == ids[len(seen)]
+
+
+async def test_several_channels_on_one_connection_with_a_combined_cursor(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    a, b = f"{channel_name}-a", f"{channel_name}-b"
+    a_ids = await _publish(bus, a, "a1")
+    async with serving(bridge(bus).app) as url, httpx.AsyncClient(base_url=url) as http:
+        params = [("channel", a), ("channel", b), ("after", f"{a}@0-0")]
+        async with http.stream("GET", "/events", params=params, headers={"x-user": "al"}) as r:
+            (first,) = await take(r, 1)
+            assert first.id is not None and first.id.startswith(f"{a}@{a_ids[0]},{b}@")
+            b_ids = await _publish(bus, b, "b1")
+            (second,) = await take(r, 1)
+        assert second.id == f"{a}@{a_ids[0]},{b}@{b_ids[0]}"
+        assert json.loads(second.data[0])["channel"] == b
+        more = await _publish(bus, a, "a2")
+        headers = {"x-user": "al", "last-event-id": second.id}
+        async with http.stream("GET", "/events", params=params[:2], headers=headers) as r:
+            (third,) = await take(r, 1)
+        assert third.id == f"{a}@{more[0]},{b}@{b_ids[0]}"
+
+
+async def test_reconnect_across_a_server_restart(bus: ait.Bus, channel_name: str) -> None:
+    port = free_port()
+    ids = await _publish(bus, channel_name, "before")
+    path = f"/channels/{channel_name}/events"
+    headers = {"x-user": "alice"}
+    async with httpx.AsyncClient(timeout=10) as http:
+        async with serving(bridge(bus).app, port) as url:
+            async with http.stream(
+                "GET", url + path, params={"after": "0-0"}, headers=headers
+            ) as r:
+                (seen,) = await take(r, 1)
+        # the server is gone; something is published meanwhile
+        during = await _publish(bus, channel_name, "during")
+        async with serving(bridge(bus).app, port) as url:
+            resume = {**headers, "last-event-id": seen.id or ""}
+            async with http.stream("GET", url + path, headers=resume) as r:
+                (got,) = await take(r, 1)
+    assert seen.id == ids[0] and got.id == during[0]
