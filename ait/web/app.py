@@ -220,7 +220,8 @@ class Bridge:
         before = request.query_params.get("before") or None
         if before is not None and entry_id_problem(before) is not None:
             raise HttpError(400, "UsageError", f"bad cursor {before!r}: {entry_id_problem(before)}")
-        limit = _int(request.query_params.get("limit"), default=50, low=1, high=1000)
+        raw_limit = request.query_params.get("limit")
+        limit = None if raw_limit == "all" else _int(raw_limit, default=50, low=1, high=1000)
         channel = self.bus.channel(name)
         # Read backward a page of entries at a time until `limit` messages are covered;
         # the entries of the next older message stay for the next page.
@@ -232,7 +233,7 @@ class Bridge:
             for entry in reversed(page):
                 message_id = getattr(entry[1], "message_id", None)
                 if message_id is not None and message_id not in messages:
-                    if len(messages) == limit:
+                    if limit is not None and len(messages) == limit:
                         older = True
                         break
                     messages.add(message_id)

@@ -9,31 +9,17 @@ import anyio
 import httpx
 
 import ait
-from ait.events import Input
-from ait.ids import new_id
 
+from ..providers.helpers import publish_user
 from .helpers import bridge, free_port, serving, sse_events, take
 
 
-def _input(text: str) -> Input:
-    return Input(
-        event_id=new_id(),
-        message_id=new_id(),
-        role="user",
-        client_id="someone",
-        payload=ait.ChatCodec.user_text(text),
-    )
-
-
 async def _publish(bus: ait.Bus, channel: str, *texts: str) -> list[str]:
-    return [await bus.channel(channel).publish(_input(t)) for t in texts]
-
-
-def _text(sse: object) -> str:
-    data = json.loads("\n".join(sse.data))  # type: ignore[attr-defined]
-    return "".join(
-        p.get("delta", p.get("text", "")) for p in data["event"]["payload"] if isinstance(p, dict)
-    )
+    entries = []
+    for text in texts:
+        await publish_user(bus.channel(channel), text)
+        entries.append(await bus.channel(channel).last_id())
+    return entries
 
 
 async def test_ids_are_entry_ids_and_last_event_id_resumes_exactly(
@@ -50,7 +36,7 @@ async def test_ids_are_entry_ids_and_last_event_id_resumes_exactly(
         assert [e.id for e in first] == ids[:2]
         data = json.loads(first[0].data[0])
         assert data["channel"] == channel_name and data["id"] == ids[0]
-        assert data["event"]["type"] == "input" and data["event"]["client_id"] == "someone"
+        assert data["event"]["type"] == "input" and data["event"]["client_id"] == "alice"
         assert "extra_headers" not in data["event"]  # none here: left out
 
         later = await _publish(bus, channel_name, "four")
