@@ -24,7 +24,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from sse_starlette import ServerSentEvent
 
 from ..bus import Bus, Subscription
-from ..errors import BusError, ContinuityLost, SubscriberLagged
+from ..errors import AitError, BusError, ContinuityLost, SubscriberLagged
 from ..ids import MIN_ENTRY_ID, entry_id_problem
 from ._shapes import HttpError, dumps, event_json
 
@@ -77,10 +77,7 @@ async def _pump(sub: Subscription, out: MemoryObjectSendStream[Any], name: str) 
             await out.send(_DROP)
             return
         except BusError as exc:
-            failure = dumps(
-                {"channel": name, "error": {"type": type(exc).__name__, "message": str(exc)}}
-            )
-            await out.send((name, None, failure, "error"))
+            await out.send((name, None, _failure(name, exc), "error"))
             await out.send(_DROP)
             return
 
@@ -92,9 +89,13 @@ async def follow(
     async with AsyncExitStack() as stack:
         subs: dict[str, Subscription] = {}
         for name, after in cursors.items():
-            subs[name] = await stack.enter_async_context(
-                bus.channel(name).subscribe(after=after, buffer=buffer)
-            )
+            try:
+                subs[name] = await stack.enter_async_context(
+                    bus.channel(name).subscribe(after=after, buffer=buffer)
+                )
+            except AitError as exc:  # the response has started: say it in the stream
+                yield ServerSentEvent(data=_failure(name, exc), event="error")
+                return
         position = {name: sub.last_id for name, sub in subs.items()}
         send, receive = anyio.create_memory_object_stream[Any](0)
         stack.enter_context(send)
@@ -111,6 +112,10 @@ async def follow(
                 position[name] = entry_id
             cursor = _combined(position) if combined else entry_id
             yield ServerSentEvent(data=data, id=cursor, event=kind)
+
+
+def _failure(name: str, error: Exception) -> str:
+    return dumps({"channel": name, "error": {"type": type(error).__name__, "message": str(error)}})
 
 
 async def _cancel(tg: anyio.abc.TaskGroup) -> None:

@@ -7,6 +7,7 @@ import json
 
 import anyio
 import httpx
+import pytest
 
 import ait
 
@@ -133,3 +134,20 @@ async def test_reconnect_across_a_server_restart(bus: ait.Bus, channel_name: str
             async with http.stream("GET", url + path, headers=resume) as r:
                 (got,) = await take(r, 1)
     assert seen.id == ids[0] and got.id == during[0]
+
+
+@pytest.mark.parametrize("after", [None, "0-0"])  # refused on joining; while reading
+async def test_a_channel_redis_refuses_ends_the_stream_with_an_error_event(
+    bus: ait.Bus, channel_name: str, after: str | None
+) -> None:
+    await bus.handle.client.execute_command("SET", bus.channel(channel_name).key, "not a stream")
+    async with serving(bridge(bus).app) as url, httpx.AsyncClient(base_url=url) as http:
+        path = f"/channels/{channel_name}/events"
+        params = {"after": after} if after else {}
+        async with http.stream("GET", path, params=params, headers={"x-user": "alice"}) as r:
+            with anyio.fail_after(10):
+                events = [e async for e in sse_events(r) if e.comment is None]
+    (error,) = events  # and then the stream ended
+    assert error.event == "error"
+    body = json.loads(error.data[0])
+    assert body["channel"] == channel_name and body["error"]["type"] == "BusError"
