@@ -136,12 +136,16 @@ async def test_channels_and_cursors_are_checked_on_every_route(
         )
         bad_before = await http.get(f"/channels/{channel_name}/history", params={"before": "x"})
         no_route = await http.get("/keys/ait:{x}:events")
+        denied_many = await http.get(
+            "/events", params=[("channel", channel_name), ("channel", "private-bob-1")]
+        )
     assert (denied.status_code, denied.json()["error"]["type"]) == (403, "PermissionDeniedError")
     assert denied_read.status_code == 403
     assert (invalid.status_code, invalid.json()["error"]["type"]) == (404, "InvalidName")
     assert (bad_cursor.status_code, bad_cursor.json()["error"]["type"]) == (400, "UsageError")
     assert bad_combined.status_code == 400 and bad_before.status_code == 400
     assert no_route.status_code == 404 and "error" in no_route.json()
+    assert denied_many.status_code == 403
     assert await _entries(bus, "private-bob-1") == []
 
 
