@@ -14,9 +14,8 @@ follows the channel again from its oldest entry: the browser drops what it folde
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AsyncExitStack, aclosing
 
 import anyio
 import anyio.abc
@@ -29,8 +28,6 @@ from ..ids import MIN_ENTRY_ID, entry_id_problem
 from ._shapes import HttpError, dumps, event_json
 
 __all__ = ["follow", "parse_combined", "parse_cursor"]
-
-_DROP = object()  # a pump's word that this connection must end
 
 
 def parse_cursor(value: str | None) -> str:
@@ -64,22 +61,30 @@ def _combined(cursors: dict[str, str]) -> str:
     return ",".join(f"{name}@{entry_id}" for name, entry_id in cursors.items())
 
 
-async def _pump(sub: Subscription, out: MemoryObjectSendStream[Any], name: str) -> None:
-    """Relay one subscription into the connection's stream, as (channel, id, data, kind)."""
+Item = tuple[str, str | None, str, str | None]  # channel, entry id, data, SSE event name
+
+
+async def _relay(sub: Subscription, name: str) -> AsyncGenerator[Item | None]:
+    """One subscription as items, then None when the connection must end."""
     while True:
         try:
             async for entry_id, event in sub:
-                await out.send((name, entry_id, dumps(event_json(name, entry_id, event)), None))
+                yield (name, entry_id, dumps(event_json(name, entry_id, event)), None)
         except ContinuityLost as exc:
-            reset = dumps({"channel": name, "reason": str(exc)})
-            await out.send((name, MIN_ENTRY_ID, reset, "reset"))
+            yield (name, MIN_ENTRY_ID, dumps({"channel": name, "reason": str(exc)}), "reset")
         except SubscriberLagged:
-            await out.send(_DROP)
+            yield None
             return
         except BusError as exc:
-            await out.send((name, None, _failure(name, exc), "error"))
-            await out.send(_DROP)
+            yield (name, None, _failure(name, exc), "error")
+            yield None
             return
+
+
+async def _pump(sub: Subscription, out: MemoryObjectSendStream[Item | None], name: str) -> None:
+    async with aclosing(_relay(sub, name)) as items:
+        async for item in items:
+            await out.send(item)
 
 
 async def follow(
@@ -97,15 +102,23 @@ async def follow(
                 yield ServerSentEvent(data=_failure(name, exc), event="error")
                 return
         position = {name: sub.last_id for name, sub in subs.items()}
-        send, receive = anyio.create_memory_object_stream[Any](0)
-        stack.enter_context(send)
-        stack.enter_context(receive)
-        tg = await stack.enter_async_context(anyio.create_task_group())
-        stack.push_async_callback(_cancel, tg)
-        for name, sub in subs.items():
-            tg.start_soon(_pump, sub, send, name)
-        async for item in receive:
-            if item is _DROP:
+        if len(subs) == 1:
+            # One channel: read it here. No task group lives across this generator's yields.
+            ((name, sub),) = subs.items()
+            items: AsyncIterator[Item | None] = await stack.enter_async_context(
+                aclosing(_relay(sub, name))
+            )
+        else:
+            send, receive = anyio.create_memory_object_stream[Item | None](0)
+            stack.enter_context(send)
+            stack.enter_context(receive)
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            stack.push_async_callback(_cancel, tg)
+            for name, sub in subs.items():
+                tg.start_soon(_pump, sub, send, name)
+            items = receive
+        async for item in items:
+            if item is None:
                 return
             name, entry_id, data, kind = item
             if entry_id is not None:
