@@ -151,3 +151,22 @@ async def test_a_channel_redis_refuses_ends_the_stream_with_an_error_event(
     assert error.event == "error"
     body = json.loads(error.data[0])
     assert body["channel"] == channel_name and body["error"]["type"] == "BusError"
+
+
+async def test_a_reset_in_a_combined_cursor_names_its_channel_at_0_0(
+    bus: ait.Bus, channel_name: str
+) -> None:
+    a, b = f"{channel_name}-a", f"{channel_name}-b"
+    gone = await _publish(bus, a, "a1")
+    await bus.handle.client.execute_command("XTRIM", bus.channel(a).key, "MAXLEN", 0)
+    b_ids = await _publish(bus, b, "b1")
+    async with serving(bridge(bus).app) as url, httpx.AsyncClient(base_url=url) as http:
+        params = [("channel", a), ("channel", b)]
+        headers = {"x-user": "al", "last-event-id": f"{a}@{gone[0]},{b}@0-0"}
+        async with http.stream("GET", "/events", params=params, headers=headers) as r:
+            got = await take(r, 2)
+    reset = next(e for e in got if e.event == "reset")
+    assert json.loads(reset.data[0])["channel"] == a
+    assert reset.id is not None and reset.id.startswith(f"{a}@0-0,")
+    (event,) = [e for e in got if e.event is None]
+    assert event.id is not None and event.id.endswith(f"{b}@{b_ids[0]}")

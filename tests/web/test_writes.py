@@ -159,3 +159,16 @@ async def test_nothing_is_allowed_without_hooks(bus: ait.Bus, channel_name: str)
         reply = await http.post(f"/channels/{channel_name}/send", json={"content": "hi"})
     assert reply.status_code == 403
     assert await _entries(bus, channel_name) == []
+
+
+async def test_own_bus_opens_and_closes_with_the_app_lifespan(
+    redis_url: str, channel_name: str
+) -> None:
+    bus = ait.Bus.from_url(redis_url)
+    app = bridge(bus, own_bus=True).app
+    async with app.router.lifespan_context(app):
+        assert bus.state == "open"
+        async with asgi_client(app) as http:
+            reply = await http.post(f"/channels/{channel_name}/send", json={"content": "hi"})
+        assert reply.status_code == 200
+    assert bus.state == "closed"
