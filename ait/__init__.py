@@ -3,6 +3,7 @@
 Layout (each layer imports only from the layers below it; import-linter checks this):
 
     ait/cli.py, ait/testing/     the `ait` command; helpers for tests (embedded and in-memory Redis)
+    ait/web/                     the ASGI bridge for browsers (extra `web`; never imports agent)
     ait/agent/                   AgentSession, Run, AgentWorker
     ait/client/                  ClientSession, ClientView, ActiveRun
     ait/providers/               llama.cpp, OpenAI-compatible, Anthropic; one Provider protocol
