@@ -140,6 +140,10 @@ def view_specs(entries: list[Entry]) -> list[dict[str, Any]]:
             "steps": [{"apply": [0, n]}, {"reveal_older": 1}, {"reveal_older": 100}],
         },
     ]
+    # History read newest first, a page of 3 entries at a time, as a client loading older
+    # pages: the fold must not depend on arrival order. Then everything again: idempotent.
+    pages = [{"apply": [max(0, end - 3), end]} for end in range(n, 0, -3)]
+    specs.append({"name": "pages-newest-first", "steps": [*pages, {"apply": [0, n]}]})
     # Choose the oldest alternative of every group shown with siblings, one at a time.
     tree = Tree()
     tree.apply(entries)
@@ -211,9 +215,44 @@ def model(request: ChatRequest) -> list[Any]:
     return ["Answer ", str(count + 1), " to: ", text]
 
 
+async def asking_approval(stream: Any) -> Any:
+    async for event in stream:
+        yield event
+        if isinstance(event, ToolCallEnd):
+            yield {"type": "tool-approval-request", "id": event.id}
+
+
+async def one(text: str) -> Any:
+    yield text
+
+
+async def approval(run: ait.Run) -> None:
+    """The `delete` model: asks before deleting, acts on the answer once resumed."""
+    if not run.resumed:
+        provider = ScriptedProvider([ToolCallEnd(id="call-d", name="delete", arguments={})])
+        await run.pipe(asking_approval(provider.stream()))
+        await run.suspend()
+        return
+    conversation = await run.load_conversation()
+    (call,) = [p for p in conversation[-1].parts if p.type == "tool-call"]
+    if call.approval == "approved":
+        await run.tool_result(call.id, "deleted")
+    result = await run.pipe(one(f"Approval: {call.approval}."))
+    await run.end(result.reason, error=result.error)
+
+
 async def answer(run: ait.Run) -> None:
     await run.start()
-    request = ChatRequest.from_conversation(await run.load_conversation())
+    conversation = await run.load_conversation()
+    if (
+        run.resumed
+        and any(p.type == "tool-call" and p.name == "delete" for p in conversation[-1].parts)
+        or not run.resumed
+        and "delete" in conversation[-1].text
+    ):
+        await approval(run)
+        return
+    request = ChatRequest.from_conversation(conversation)
     text = request.messages[-1].text
     if "slow" in text:
         provider = ScriptedProvider(["tick "] * 200, delay=0.05)
@@ -317,6 +356,49 @@ async def restarts(bus: ait.Bus, client: ait.ClientSession) -> None:
         )
 
 
+async def approvals(bus: ait.Bus, client: ait.ClientSession) -> None:
+    view = client.view
+    await (await view.send("Please delete a.txt")).wait()
+    await (await view.approve("call-d", True)).wait()
+    await (await view.send("And delete b.txt")).wait()
+    await (await view.approve("call-d", False, reason="keep it")).wait()
+
+
+async def cancel_scopes(bus: ait.Bus, client: ait.ClientSession) -> None:
+    """Cancels by input message id (before the run is known), by client, for all, and one
+    after its run ended (which asks nothing)."""
+    view = client.view
+    done = await (await view.send("Hi")).wait()
+    await client.cancel(done.run_id)
+    active = await view.send("slow one")
+    await active.cancel()
+    await active.wait()
+    active = await view.send("slow two")
+    await active.wait_run_id()
+    await client.cancel_all()
+    await active.wait()
+    async with ait.ClientSession(bus, client.channel.name, client_id="bob") as bob:
+        active = await view.send("slow three")
+        await active.wait_run_id()
+        await bob.publish(ait.Cancel(event_id="e-all", client_id="bob", scope="all"))
+        await active.wait()
+
+
+async def two_clients(bus: ait.Bus, client: ait.ClientSession) -> None:
+    """Bob regenerates and edits on alice's branch; alice goes on on hers."""
+    alice = client.view
+    await (await alice.send("Hi")).wait()
+    async with ait.ClientSession(bus, client.channel.name, client_id="bob") as session:
+        bob = session.view
+        with anyio.fail_after(10):
+            while len(bob.messages) < 2:
+                await anyio.sleep(0.01)
+        await (await bob.regenerate(bob.messages[-1].id)).wait()
+        await (await bob.edit(bob.messages[0].id, "Hello from bob")).wait()
+        await anyio.sleep(0.2)
+    await (await alice.send("Still me")).wait()
+
+
 SCENARIOS: dict[str, tuple[str, Script]] = {
     "branching": (
         "send, regenerate, edit, send, regenerate: edit and regeneration groups",
@@ -328,6 +410,12 @@ SCENARIOS: dict[str, tuple[str, Script]] = {
     "bad-entries": ("malformed entries among good ones", bad_entries),
     "paging": ("four exchanges, for windows and paging", paging),
     "restarts": ("a lost run answered again by a new run for the same input", restarts),
+    "approvals": ("a tool call approved, then one denied (suspend, approval, resume)", approvals),
+    "cancel-scopes": (
+        "cancels by input message id, by client, for all, and one after its run ended",
+        cancel_scopes,
+    ),
+    "two-clients": ("another client regenerates and edits on this client's branch", two_clients),
 }
 
 

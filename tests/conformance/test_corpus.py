@@ -53,5 +53,15 @@ def test_regenerating_gives_the_same_corpus(tmp_path: Path) -> None:
         assert [e["event"]["type"] for e in fresh["entries"] if e["event"]["type"] != "output"] == [
             e["event"]["type"] for e in stored["entries"] if e["event"]["type"] != "output"
         ], path.stem
-        catch_up = {v["name"]: v["expect"][-1] for v in fresh["views"]}["catch-up"]
-        assert catch_up == {v["name"]: v["expect"][-1] for v in stored["views"]}["catch-up"]
+        assert catch_up(fresh) == catch_up(stored), path.stem
+
+
+def catch_up(log: dict[str, Any]) -> dict[str, Any]:
+    """The last snapshot of the catch-up view, without the text of cancelled messages (how
+    many tokens a run streams before it honours a cancel depends on timing)."""
+    (view,) = [v for v in log["views"] if v["name"] == "catch-up"]
+    shown = view["expect"][-1]
+    for message in shown["messages"]:
+        if message["status"] == "cancelled":
+            message["text"] = "..."
+    return shown
