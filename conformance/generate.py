@@ -399,6 +399,75 @@ async def two_clients(bus: ait.Bus, client: ait.ClientSession) -> None:
     await (await alice.send("Still me")).wait()
 
 
+async def conflicts(bus: ait.Bus, client: ait.ClientSession) -> None:
+    """Entries a careless or foreign writer makes, published as they are: the fold's rules
+    for each (see ait/conversation/tree.py)."""
+    channel = bus.channel(client.channel.name)
+
+    def text(delta: str) -> list[dict[str, Any]]:
+        return [{"type": "text-delta", "id": "t0", "delta": delta}]
+
+    def said(run_id: str, message_id: str, parent: str, delta: str) -> Output:
+        return Output(
+            run_id=run_id,
+            message_id=message_id,
+            role="assistant",
+            parent=parent,
+            payload=text(delta),
+        )
+
+    def user(event_id: str, message_id: str, delta: str, **headers: Any) -> Input:
+        return Input(
+            event_id=event_id,
+            message_id=message_id,
+            role="user",
+            client_id="carol",
+            payload=text(delta),
+            **headers,
+        )
+
+    def started(run_id: str, event_id: str, message_id: str) -> RunStart:
+        return RunStart(
+            run_id=run_id,
+            invocation_id="i-x",
+            input_event_id=event_id,
+            input_message_id=message_id,
+            run_client_id="carol",
+            parent=message_id,
+        )
+
+    def ended(run_id: str, reason: Any = "complete") -> ait.RunEnd:
+        return ait.RunEnd(run_id=run_id, invocation_id="i-x", reason=reason)
+
+    events: list[Event] = [
+        user("e-a", "m-a", "first"),
+        # Outputs before their run.start: filed under the run, placed by their own parent.
+        said("r-a", "m-a1", "m-a", "early"),
+        started("r-a", "e-a", "m-a"),
+        started("r-a", "e-a", "m-a"),  # a second run.start: the first counts
+        said("r-a", "m-a", "m-a", "x"),  # an output with an input's message id: refused
+        ait.RunResume(
+            run_id="r-a",
+            invocation_id="i-x",
+            input_event_id="e-a",
+            input_message_id="m-a",
+            run_client_id="carol",
+        ),  # not suspended: ignored
+        ended("r-a"),
+        ended("r-a", "cancelled"),  # a second run.end: the first is final
+        said("r-b", "m-a1", "m-a", "theft"),  # another run's message: refused
+        user("e-a", "m-a", "again"),  # the same input event twice: the first counts
+        user("e-b", "m-b", "dangling edit", parent="m-a1", fork_of="m-gone"),
+        user("e-c", "m-c", "cycle one", parent="m-a1", fork_of="m-d"),
+        user("e-d", "m-d", "cycle two", parent="m-a1", fork_of="m-c"),
+        user("e-e", "m-e", "an edit under another parent", parent="m-a", fork_of="m-c"),
+        user("e-f", "m-f", "two inputs at once", parent="m-a1"),
+        user("e-g", "m-g", "are both shown", parent="m-a1"),
+    ]
+    for event in events:
+        await channel.publish(event)
+
+
 SCENARIOS: dict[str, tuple[str, Script]] = {
     "branching": (
         "send, regenerate, edit, send, regenerate: edit and regeneration groups",
@@ -414,6 +483,11 @@ SCENARIOS: dict[str, tuple[str, Script]] = {
     "cancel-scopes": (
         "cancels by input message id, by client, for all, and one after its run ended",
         cancel_scopes,
+    ),
+    "conflicts": (
+        "entries a careless writer makes: duplicates, early outputs, stolen ids, "
+        "fork-of cycles and dangling targets",
+        conflicts,
     ),
     "two-clients": ("another client regenerates and edits on this client's branch", two_clients),
 }
