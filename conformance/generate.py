@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -107,6 +108,9 @@ def play(entries: list[Entry], spec: dict[str, Any]) -> list[dict[str, Any]]:
             start, end = step["apply"]
             for error in tree.apply(entries[start:end]):
                 errors.append(error.entry_id or "")
+        elif "apply_indexes" in step:
+            for error in tree.apply([entries[i] for i in step["apply_indexes"]]):
+                errors.append(error.entry_id or "")
         elif "select" in step:
             message_id, index = step["select"]
             view.select(message_id, index)
@@ -144,6 +148,16 @@ def view_specs(entries: list[Entry]) -> list[dict[str, Any]]:
     # pages: the fold must not depend on arrival order. Then everything again: idempotent.
     pages = [{"apply": [max(0, end - 3), end]} for end in range(n, 0, -3)]
     specs.append({"name": "pages-newest-first", "steps": [*pages, {"apply": [0, n]}]})
+    # Any order, any batches: a seeded shuffle, in batches of 1 to 4 entries.
+    rng = random.Random(n)
+    order = list(range(n))
+    rng.shuffle(order)
+    batches: list[dict[str, Any]] = []
+    while order:
+        size = rng.randint(1, 4)
+        batches.append({"apply_indexes": order[:size]})
+        order = order[size:]
+    specs.append({"name": "shuffled", "steps": batches})
     # Choose the oldest alternative of every group shown with siblings, one at a time.
     tree = Tree()
     tree.apply(entries)

@@ -47,6 +47,8 @@ function* play(entries, spec) {
     if (step.apply) {
       const [start, end] = step.apply;
       for (const error of tree.apply(entries.slice(start, end))) errors.push(error.entry_id);
+    } else if (step.apply_indexes) {
+      for (const error of tree.apply(step.apply_indexes.map((i) => entries[i]))) errors.push(error.entry_id);
     } else if (step.select) {
       view.select(step.select[0], step.select[1]);
     } else if (step.optimistic) {
