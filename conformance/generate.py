@@ -42,7 +42,8 @@ def event_to_json(event: Event | BadEntry) -> dict[str, Any]:
     data = event.model_dump(mode="json", exclude_none=True)
     if not data.get("extra_headers"):
         data.pop("extra_headers", None)
-    return data
+    payload = data.pop("payload", None)
+    return {**data, "payload": payload} if payload is not None else data
 
 
 def event_from_json(data: dict[str, Any], entry_id: str) -> Event | BadEntry:
@@ -574,7 +575,33 @@ def build(name: str, description: str, items: list[dict[str, Any]]) -> dict[str,
 
 
 def dump(log: dict[str, Any]) -> str:
-    return json.dumps(log, indent=1, ensure_ascii=False, sort_keys=False) + "\n"
+    """JSON with one entry, one view's steps and one expected snapshot a line: small, and
+    a change of the fold shows in a diff as the snapshots it changed."""
+
+    def line(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False)
+
+    def rows(items: list[Any], indent: str) -> str:
+        return "[\n" + ",\n".join(indent + line(item) for item in items) + "\n" + indent[:-1] + "]"
+
+    views = []
+    for view in log["views"]:
+        head = {k: v for k, v in view.items() if k not in ("steps", "expect")}
+        views.append(
+            line(head)[:-1]
+            + ',\n   "steps": '
+            + rows(view["steps"], "    ")
+            + ',\n   "expect": '
+            + rows(view["expect"], "    ")
+            + "}"
+        )
+    return (
+        "{\n"
+        f' "name": {line(log["name"])},\n'
+        f' "description": {line(log["description"])},\n'
+        f' "entries": {rows(log["entries"], "  ")},\n'
+        ' "views": [\n  ' + ",\n  ".join(views) + "\n ]\n}\n"
+    )
 
 
 async def generate(out: Path, only: list[str]) -> None:
