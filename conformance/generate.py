@@ -337,38 +337,37 @@ async def paging(bus: ait.Bus, client: ait.ClientSession) -> None:
 
 
 async def restarts(bus: ait.Bus, client: ait.ClientSession) -> None:
-    """An agent lost mid-run (its worker died) and the input answered again by a new run, as
-    `AgentWorker(restart_lost=True)` does; written as that worker writes it."""
+    """A worker dies mid-answer; another, with `restart_lost`, ends the run `agent-lost` and
+    answers the same input again with a new run."""
     view = client.view
     await (await view.send("Hi")).wait()
-    channel = bus.channel(client.channel.name)
-    question = Input(
-        event_id="e-q",
-        message_id="m-q",
-        role="user",
-        client_id="alice",
-        parent=view.last_message_id,
-        payload=[{"type": "text-delta", "id": "t0", "delta": "Are you there?"}],
-    )
-    await channel.publish(question)
-    for run_id, text, end in (("r-lost", "I was say", "agent-lost"), ("r-again", "Yes.", None)):
-        ids = {"run_id": run_id, "invocation_id": f"i-{run_id}"}
-        delta = {"type": "text-delta", "id": "t0", "delta": text}
-        start = {"input_event_id": "e-q", "input_message_id": "m-q", "run_client_id": "alice"}
-        error = {"error_code": end, "error_message": "its worker stopped"} if end else {}
-        await channel.publish_many(
-            [
-                RunStart(**ids, **start, parent="m-q"),
-                Output(
-                    run_id=run_id,
-                    message_id=f"m-{run_id}",
-                    role="assistant",
-                    parent="m-q",
-                    payload=[delta],
-                ),
-                ait.RunEnd(**ids, reason="error" if end else "complete", **error),
-            ]
-        )
+    asked = await view.send("Are you there?", pool="lost")
+    queue = bus.pool("lost")
+    try:
+        ((_, invocation),) = await queue.read("dead-worker", 1, 5000)
+    finally:
+        await queue.aclose()
+    doomed = ait.AgentSession(bus, client.channel.name)
+    await doomed.__aenter__()
+    try:
+        lost = doomed.create_run(invocation)
+        await lost.start()
+        await lost.pipe(ScriptedProvider(["I was say"]).stream())
+        doomed.tasks.stop()  # the worker dies: its run never ends, its invocation is not acked
+        async with anyio.create_task_group() as tg:
+            worker = ait.AgentWorker(
+                bus, answer, pool="lost", lease=1, restart_lost=True, block_ms=100
+            )
+            tg.start_soon(worker.run)
+            await asked.wait()
+            with anyio.fail_after(20):
+                while (run := client.tree.run_for_input(asked.message_id)) is None or (
+                    run.run_id == lost.run_id or run.status != "complete"
+                ):
+                    await anyio.sleep(0.05)
+            worker.stop()
+    finally:
+        await doomed.__aexit__(None, None, None)
 
 
 async def approvals(bus: ait.Bus, client: ait.ClientSession) -> None:
@@ -493,7 +492,7 @@ SCENARIOS: dict[str, tuple[str, Script]] = {
     "errors": ("a run ending in error, then regenerated", errors),
     "bad-entries": ("malformed entries among good ones", bad_entries),
     "paging": ("four exchanges, for windows and paging", paging),
-    "restarts": ("a lost run answered again by a new run for the same input", restarts),
+    "restarts": ("a worker dies mid-run; its input answered again by a new run", restarts),
     "approvals": ("a tool call approved, then one denied (suspend, approval, resume)", approvals),
     "cancel-scopes": (
         "cancels by input message id, by client, for all, and one after its run ended",
