@@ -5,10 +5,15 @@ command shares, it starts an agent worker on SmolLM2 (a 135M model from PyPI) an
 scripted conversation on channel `demo`: streaming tokens, a second client watching live,
 a cancel mid-answer, a regeneration and switching between the branches, an edit, and a
 client that comes back and finds everything. Then it tells how to go on with `ait chat`.
+
+`scripts/demo --web` (`python -m ait.demo --web [--port N]`) instead serves the chat page:
+`ait serve --model llama-cpp:smollm2?n_threads=2` on the same embedded Redis, with an agent
+in the process; open the URL it prints.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import sys
@@ -28,6 +33,7 @@ from .conversation import ViewChange
 CHANNEL = "demo"
 POOL = "demo"
 MODEL = "llama-cpp:smollm2?n_threads=2&n_ctx=2048"
+WEB_MODEL = "llama-cpp:smollm2?n_threads=2"
 
 style = Style()
 
@@ -167,5 +173,30 @@ async def play(bus: Bus) -> None:
             say(f"   {line}")
 
 
+def web(port: int) -> int:
+    """The chat page: `ait serve --model` on the embedded Redis, until Ctrl-C."""
+    from .cli import main as ait_main
+
+    url = resolve_redis(None)
+    say(style.bold("ait demo --web: the chat page, with SmolLM2 answering in this process"))
+    say(f"Redis: {url}")
+    say(f"Open {style.bold(f'http://127.0.0.1:{port}/#{CHANNEL}-web')} in a browser (two tabs stay")
+    say("in sync); name more conversations on the left. Ctrl-C stops the server.")
+    return ait_main(
+        ["serve", "--redis", url, "--port", str(port), "--model", WEB_MODEL,
+         "--system", "Answer briefly.", "--max-tokens", "256"]
+    )  # fmt: skip
+
+
+def cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/demo", description="the ait demo")
+    parser.add_argument("--web", action="store_true", help="serve the chat page instead")
+    parser.add_argument("--port", type=int, default=8000, help="the page's port (with --web)")
+    args = parser.parse_args(argv)
+    if args.web:
+        return web(args.port)
+    return anyio.run(main)
+
+
 if __name__ == "__main__":
-    sys.exit(anyio.run(main))
+    sys.exit(cli())

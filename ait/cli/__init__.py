@@ -85,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--user", default=None, help="who local requests act as (your user name)")
     p.add_argument("--pool", default="default", help="the pool to queue inputs for")
+    p.add_argument("--model", metavar="SPEC", help="also run an agent on the pool in this process")
+    p.add_argument("--system", metavar="PROMPT", help="the agent's system prompt (with --model)")
+    p.add_argument("--max-tokens", type=int, default=512, help="tokens per answer (default 512)")
     return parser
 
 

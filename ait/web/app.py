@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -84,6 +84,8 @@ class Bridge:
         heartbeat: seconds between SSE comments while a stream is idle.
         buffer: entries one SSE connection may hold unsent before it is disconnected.
         max_body: bytes a POST body may have (413 past it).
+        page: serve the chat page (`static/index.html`) at `/` (off by default: an app that
+            mounts the bridge has its own pages; `ait serve` turns it on).
     """
 
     def __init__(
@@ -97,6 +99,7 @@ class Bridge:
         buffer: int = 1024,
         max_body: int = 256 * 1024,
         own_bus: bool = False,
+        page: bool = False,
     ) -> None:
         self.bus = bus
         self.authenticate = authenticate
@@ -123,6 +126,7 @@ class Bridge:
                 )
                 for action, handler in writes.items()
             ),
+            *([Route("/", self._page)] if page else []),
             Mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static"),
         ]
         self.app = Starlette(
@@ -179,6 +183,9 @@ class Bridge:
                 403, "PermissionDeniedError", f"{action} on channel {name!r} is not allowed"
             )
         return name
+
+    async def _page(self, request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
 
     # -- following --------------------------------------------------------------------------
 

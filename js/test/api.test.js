@@ -3,16 +3,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 
 import { Tree, View, cancelApplies, entryIdKey } from "../../ait/web/static/ait.js";
+import { start, text, user } from "./events.js";
 
-const text = (delta) => [{ type: "text-delta", id: "t0", delta }];
-const user = (n, extra = {}) => ({
-  type: "input", event_id: `e${n}`, message_id: `u${n}`, role: "user", client_id: "alice",
-  payload: text(`question ${n}`), ...extra,
-});
-const start = (run, n) => ({
-  type: "run.start", run_id: run, invocation_id: "i", input_event_id: `e${n}`,
-  input_message_id: `u${n}`, run_client_id: "alice", parent: `u${n}`,
-});
 const said = (run, id, parent, delta) => ({
   type: "output", run_id: run, message_id: id, role: "assistant", parent, payload: text(delta),
 });
