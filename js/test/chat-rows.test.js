@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 
 import { Tree, View } from "../../ait/web/static/ait.js";
 import {
-  activeRun, connectionState, displayRows, parseChannels, validChannel,
+  connectionState, stopTarget, displayRows, parseChannels, validChannel,
 } from "../../ait/web/static/chat-rows.js";
 import { start, text, user } from "./events.js";
 
@@ -49,10 +49,13 @@ test("an edited message shows <n/m> and the arrows that apply", () => {
 test("a run going is the one to stop; an ended one is not", () => {
   const tree = new Tree();
   tree.apply([["1-0", user(1)], ["2-0", start("r1", 1)], ["3-0", said("r1", "a1", "u1", text("Hi"))]]);
-  assert.equal(activeRun(tree), "r1");
+  assert.deepEqual(stopTarget(tree, "u1"), { run_id: "r1" });
   assert.equal(displayRows(new View(tree))[1].status, "streaming");
   tree.apply([["4-0", end("r1")]]);
-  assert.equal(activeRun(tree), null);
+  assert.equal(stopTarget(tree, "u1"), null);
+  tree.apply([["5-0", user(2, { parent: "a1" })]]);
+  assert.deepEqual(stopTarget(tree, "u2"), { input_message_id: "u2" });
+  assert.equal(stopTarget(tree, null), null);
 });
 
 test("a tool call asking approval gives an approval row", () => {

@@ -29,10 +29,15 @@ export function displayRows(view) {
   });
 }
 
-/** The run to stop: the newest run of `tree` still going (not ended), or null. */
-export function activeRun(tree) {
+/**
+ * What Stop cancels: `{run_id}` of the newest run going, else `{input_message_id}` of the
+ * message this tab sent last while no run has started for it yet, else null (nothing to stop).
+ */
+export function stopTarget(tree, lastSent = null) {
   const going = tree.runs().filter((r) => ["pending", "active", "suspended"].includes(r.status));
-  return going.length ? going[going.length - 1].run_id : null;
+  if (going.length) return { run_id: going[going.length - 1].run_id };
+  if (lastSent !== null && tree.runForInput(lastSent) === null) return { input_message_id: lastSent };
+  return null;
 }
 
 /** The connection state shown for an EventSource `readyState` (0, 1, 2) and whether it was ever open. */

@@ -1,7 +1,7 @@
 // The chat page served by the bridge at `/` (Bridge(page=True), `ait serve`): plain DOM over
 // ait.js. Its pure helpers are in chat-rows.js; this module only draws and wires buttons.
 import { Tree, View, follow } from "./ait.js";
-import { activeRun, connectionState, displayRows, parseChannels, validChannel } from "./chat-rows.js";
+import { connectionState, stopTarget, displayRows, parseChannels, validChannel } from "./chat-rows.js";
 
 const base = new URL(".", location.href);
 const STORE = "ait.chat.channels";
@@ -99,9 +99,7 @@ function draw() {
   older.hidden = !(view.hasOlder || current.before);
   const nodes = rows.map((row) => drawRow(row));
   $("messages").replaceChildren(older, ...nodes);
-  const running = activeRun(tree);
-  $("stop").hidden = running === null && current.lastSent === null;
-  $("stop").disabled = running === null;
+  $("stop").disabled = stopTarget(tree, current.lastSent) === null;
   const box = $("messages");
   box.scrollTop = box.scrollHeight;
 }
@@ -160,9 +158,8 @@ async function approve(row, toolCall, approved) {
 }
 
 async function stop() {
-  const running = activeRun(current.tree);
-  if (running !== null) await call("cancel", { run_id: running });
-  else if (current.lastSent !== null) await call("cancel", { input_message_id: current.lastSent });
+  const target = stopTarget(current.tree, current.lastSent);
+  if (target !== null) await call("cancel", target);
 }
 
 async function older() {
