@@ -26,8 +26,16 @@ function saveChannel(name) {
 function drawChannels() {
   const list = $("channels");
   list.replaceChildren(...channels().map((name) => el("li", {},
-    el("button", { type: "button", textContent: name, onclick: () => open(name),
-      ariaCurrent: String(current?.name === name) }))));
+    current?.name === name ? marked(button(name)) : button(name))));
+}
+
+function button(name) {
+  return el("button", { type: "button", textContent: name, onclick: () => open(name) });
+}
+
+function marked(node) {
+  node.setAttribute("aria-current", "true");
+  return node;
 }
 
 async function call(action, body) {
@@ -49,6 +57,7 @@ async function history(before) {
   const page = await (await fetch(url)).json();
   current.tree.apply(page.events.map((item) => [item.id, item.event]));
   current.before = page.before;
+  current.tree.historyComplete = page.before === null;
   return page;
 }
 
@@ -71,7 +80,9 @@ async function open(name) {
   location.hash = encodeURIComponent(name);
   drawChannels();
   setState("connecting");
-  view.onChange(() => draw());
+  view.onChange(() => {
+    if (current === mine) draw();
+  });
   const page = await history(null);
   if (current !== mine) return;
   let wasOpen = false;
@@ -126,7 +137,7 @@ function drawRow(row) {
     " ",
     el("button", { type: "button", textContent: "Deny", onclick: () => approve(row, call, false) }),
   ));
-  return el("div", { className: `message ${row.role}${row.pending ? " pending" : ""}`, dataset: {} },
+  return el("div", { className: `message ${row.role}${row.pending ? " pending" : ""}` },
     el("div", { className: "text", textContent: row.text || (row.status === "streaming" ? "…" : "") }),
     ...approvals, meta);
 }
@@ -163,10 +174,10 @@ async function stop() {
 }
 
 async function older() {
-  if (current.view.hasOlder) current.view.revealOlder(20);
-  else if (current.before) {
-    await history(current.before);
-    current.view.revealOlder(30);
+  const { view } = current;
+  if (view.revealOlder(30) === 0 && current.before) {
+    await history(current.before); // older messages are not in the tree yet: fetch a page
+    view.revealOlder(30);
   }
   draw();
 }
