@@ -5,7 +5,7 @@
     ait chat CHANNEL                 an interactive chat in the terminal
     ait tail CHANNEL                 events of a channel as they arrive
     ait history CHANNEL              the conversation tree of a channel
-    ait serve                        the web bridge (ait.web) for a local demo
+    ait serve [--model SPEC]         the web bridge (ait.web) and its chat page, for a local demo
 
 Every command takes `--redis URL` (default: $AIT_REDIS_URL, else the embedded Redis that
 `ait` starts in the background, persistent under ~/.ait/redis).
@@ -80,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--selected", action="store_true", help="only the selected branch")
 
-    p = command("serve", "serve the web bridge (SSE and JSON over HTTP) for a local demo")
+    p = command("serve", "serve the web bridge and its chat page for a local demo")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--user", default=None, help="who local requests act as (your user name)")
