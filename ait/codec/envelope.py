@@ -156,27 +156,19 @@ _FIELDS_SET = {cls: set(cls.model_fields) for cls, _ in _TYPES.values()}
 
 def _decode(entry_id: str, fields: Sequence[bytes] | Mapping[bytes, bytes]) -> Event:
     flat = cast(list[bytes], fields) if type(fields) is list else None
+    size = len(flat) if flat is not None else 0
     if (
         flat is not None
-        and len(flat) == 8
+        and (size == 8 or size == 10)
         and flat[0] == b"v"
         and flat[2] == b"t"
         and flat[4] == b"h"
         and flat[6] == b"d"
     ):
-        # The layout every ait writer produces (with a payload): no dict to build.
-        v, t, h, d, k = flat[1], flat[3], flat[5], flat[7], None
-    elif (
-        flat is not None
-        and len(flat) == 10
-        and flat[0] == b"v"
-        and flat[2] == b"t"
-        and flat[4] == b"h"
-        and flat[6] == b"d"
-        and flat[8] == b"k"
-    ):
-        # The same, keyed: written by a writer that may resend it.
-        v, t, h, d, k = flat[1], flat[3], flat[5], flat[7], flat[9]
+        # The layout every ait writer produces (with a payload, and a resend key when it
+        # may resend it): no dict to build.
+        v, t, h, d = flat[1], flat[3], flat[5], flat[7]
+        k = flat[9] if size == 10 and flat[8] == b"k" else None
     elif isinstance(fields, Mapping):
         v, t, h, d = fields.get(b"v"), fields.get(b"t"), fields.get(b"h"), fields.get(b"d")
         k = fields.get(b"k")
