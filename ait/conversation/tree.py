@@ -178,7 +178,11 @@ class Tree:
         resend = event.entry_key
         try:
             if resend is not None and type(event) is not Input:
-                if not self._take_key(resend, key, event):
+                seen = self._keyed.get(resend)
+                if seen is None:  # the common case, inline: a key met for the first time
+                    target = event.message_id if type(event) is Output else event.run_id
+                    self._keyed[resend] = (key, target or "")
+                elif not self._retake(resend, seen, key, event):
                     self._applied.add(entry_id)
                     return None  # the same entry written again: the first one counts
             problem = self._fold(entry_id, key, event)
@@ -187,19 +191,14 @@ class Tree:
         self._applied.add(entry_id)
         return FoldError(entry_id, problem) if problem else None
 
-    def _take_key(self, resend: str, key: EntryKey, event: Event) -> bool:
-        """Record `event` (at `key`) as the entry of its resend key; False for a later copy.
-
-        A copy folded first (history read out of order) is taken back before the earlier
-        entry is folded in its place.
-        """
-        target = event.message_id if isinstance(event, Output) else getattr(event, "run_id", "")
-        seen = self._keyed.get(resend)
-        if seen is not None:
-            if seen[0] <= key:
-                return False
-            self._unfold(seen[0], seen[1], event)
-        self._keyed[resend] = (key, target or "")
+    def _retake(self, resend: str, seen: tuple[EntryKey, str], key: EntryKey, event: Event) -> bool:
+        """A key met before, at `seen`: False when `event` (at `key`) is a later copy; else
+        the copy folded first (history read out of order) is taken back, and the earlier
+        entry is recorded to be folded in its place."""
+        if seen[0] <= key:
+            return False
+        self._unfold(seen[0], seen[1], event)
+        self._keyed[resend] = (key, seen[1])
         return True
 
     def _unfold(self, key: EntryKey, target: str, event: Event) -> None:
