@@ -69,6 +69,7 @@ from .errors import ProviderStatusError as ProviderStatusError
 from .errors import ProviderStreamError as ProviderStreamError
 from .errors import ProviderTimeout as ProviderTimeout
 from .errors import RateLimitError as RateLimitError
+from .errors import RedisUnavailable as RedisUnavailable
 from .errors import RunCancelled as RunCancelled
 from .errors import RunConflict as RunConflict
 from .errors import RunError as RunError
@@ -140,6 +141,7 @@ __all__ = [
     "ProviderStreamError",
     "ProviderTimeout",
     "RateLimitError",
+    "RedisUnavailable",
     "Retention",
     "Run",
     "RunCancelled",

@@ -28,3 +28,12 @@ SUBSCRIBER_BUFFER = 4096
 WRITER_MAX_WAIT = 0.050
 #: Under load (events much faster than this apart), the least time between writes (s).
 WRITER_LINGER = 0.005
+
+#: How long a run rides out an outage of Redis before it gives up (seconds): its writer
+#: resends what was not acknowledged, and `end()`/`suspend()` wait for Redis as long. Under
+#: two thirds of a worker's default lease (30 s, renewed every 10 s): Redis counts the
+#: outage in an invocation's idle time, and past the lease another worker takes it over.
+OUTAGE_BOUND = 15.0
+#: Codec events a run's pipe may have waiting for Redis; past it, it stops reading the
+#: model's stream until they are written (or the outage bound passes).
+PIPE_BACKLOG = 50_000

@@ -10,6 +10,7 @@ AitError
 │   ├── BusTimeoutError                   Redis did not answer in time
 │   ├── EntryTooLarge (also ValueError)   an entry over the size limit; nothing was written
 │   ├── WriteFailed                       a coalescing writer's batch was not written
+│   │   └── RedisUnavailable              Redis stayed away longer than the writer would wait
 │   ├── SubscriberLagged                  a subscriber fell too far behind and was detached
 │   ├── ContinuityLost                    the stream was reset or trimmed past a reader's cursor
 │   └── EmbeddedRedisError                the embedded redis-server could not start
@@ -73,6 +74,7 @@ __all__ = [
     "ProviderTimeout",
     "RateLimitError",
     "RunCancelled",
+    "RedisUnavailable",
     "RunConflict",
     "RunError",
     "RunLost",
@@ -159,6 +161,32 @@ class WriteFailed(BusError):
         self.cause = cause
         self.unsent = unsent
         super().__init__(f"{len(unsent)} event(s) not written: {cause}")
+
+
+class RedisUnavailable(WriteFailed):
+    """A coalescing writer that resends through outages gave up: Redis stayed unreachable
+    (or did not answer) for longer than its bound.
+
+    `unsent` holds what was not written; some of it may have landed before the connection
+    dropped (readers fold such an entry once: it carries a resend key). `waited` is how
+    long the writer tried, `bound` its limit, both in seconds. A run that ends over it is
+    published with the code `redis-unavailable`.
+    """
+
+    code = "redis-unavailable"
+
+    def __init__(
+        self, cause: BaseException, unsent: list[Any], *, waited: float, bound: float
+    ) -> None:
+        self.cause = cause
+        self.unsent = unsent
+        self.waited = waited
+        self.bound = bound
+        BusError.__init__(
+            self,
+            f"Redis was unreachable for {waited:.1f} s (the bound is {bound:g} s); "
+            f"{len(unsent)} event(s) not written: {cause}",
+        )
 
 
 class SubscriberLagged(BusError):

@@ -1,8 +1,8 @@
 """The transport vocabulary: one frozen model per event type of docs/protocol.md.
 
 Each event's fields are its wire headers (`run_id` travels as the header `run-id`); headers
-this version does not know are kept in `extra_headers`, and the codec payload `d` (already
-msgpack-decoded) is in `payload`.
+this version does not know are kept in `extra_headers`, the codec payload `d` (already
+msgpack-decoded) is in `payload`, and the entry's resend key `k`, if any, in `entry_key`.
 
 ```python
 from ait.events import Input, RunEnd
@@ -50,7 +50,7 @@ CancelScope = Literal["client", "all"]
 
 _Id = Annotated[str, Field(min_length=1)]
 
-_NOT_HEADERS = frozenset({"type", "extra_headers", "payload"})
+_NOT_HEADERS = frozenset({"type", "extra_headers", "payload", "entry_key"})
 
 
 class _Event(BaseModel):
@@ -60,6 +60,10 @@ class _Event(BaseModel):
     extra_headers: Mapping[str, str] = Field(default_factory=dict[str, str])
     #: The codec payload (`d`), msgpack-decoded; None when the entry has none.
     payload: Any = None
+    #: The entry's resend key (the `k` field): a writer that may write an entry twice (it
+    #: resends what Redis did not acknowledge) keys it, and readers fold one entry per key,
+    #: the first. None for an entry written once at most.
+    entry_key: _Id | None = Field(default=None, repr=False)
 
     #: Built once per class: (field name, header name, required, allowed values or None
     #: for any non-empty string). The decoder checks headers with it.

@@ -18,6 +18,9 @@ Scenarios:
   3 reply  the same on 1,000 messages, when the streaming reply already holds 100, 1,000 or
            4,000 text chunks: what a long reply costs per delta (reported, not judged).
 
+Outputs and run ends carry resend keys, as a run's writer writes them (the fold records
+each key); `--unkeyed` leaves them out, as writers that never resend do.
+
 Each measurement is repeated for --rounds rounds (default 5); the report gives the median,
 min and max over rounds, judges the median, and ends with a Markdown table for
 docs/performance.md. Every fold is checked after timing (the view shows the expected branch,
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import platform
 import random
 import statistics
@@ -98,6 +102,16 @@ def _start(run_id: str, input_id: str, parent: str, regenerate: str | None = Non
     )
 
 
+#: Key outputs and run ends as a run's writer does (`--unkeyed`: as a writer that never
+#: resends, before resend keys): the fold then records every key it folds.
+KEYED = True
+_keys = itertools.count(1)
+
+
+def _key() -> str | None:
+    return f"3f2a9c0d1e4b5a67-{next(_keys):x}" if KEYED else None
+
+
 def _output(run_id: str, message_id: str, parent: str, deltas: Sequence[str]) -> Output:
     return Output(
         run_id=run_id,
@@ -105,11 +119,12 @@ def _output(run_id: str, message_id: str, parent: str, deltas: Sequence[str]) ->
         role="assistant",
         parent=parent,
         payload=[{"type": "text-delta", "id": "t0", "delta": d} for d in deltas],
+        entry_key=_key(),
     )
 
 
 def _end(run_id: str) -> RunEnd:
-    return RunEnd(run_id=run_id, invocation_id=f"inv-{run_id}", reason="complete")
+    return RunEnd(run_id=run_id, invocation_id=f"inv-{run_id}", reason="complete", entry_key=_key())
 
 
 @dataclass
@@ -649,7 +664,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="less work per round (smoke run)")
     parser.add_argument("--seed", type=int, default=42, help="seed of the generated content")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--unkeyed", action="store_true", help="outputs without resend keys (older writers)"
+    )
     args = parser.parse_args(argv)
+    global KEYED
+    KEYED = not args.unkeyed
     rounds = max(args.rounds, 1)
     reps = 2 if args.quick else 10
     count = 200 if args.quick else 500
@@ -658,7 +678,7 @@ def main(argv: list[str] | None = None) -> int:
     prefills = (100, 1000, 4000)
 
     print(f"bench/fold.py: the conversation fold (no Redis); {rounds} rounds", end="")
-    print(" (--quick)" if args.quick else "")
+    print(" (--quick)" if args.quick else "", "(unkeyed)" if args.unkeyed else "(keyed)")
     print(f"python {platform.python_version()} on {platform.machine()}, {platform.system()}")
 
     conv = build_conversation(args.seed)

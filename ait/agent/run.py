@@ -14,11 +14,18 @@ the channel) makes `pipe` stop its stream within one item and return `cancelled`
 cancellation (anyio/asyncio) always propagates unchanged. A run whose heartbeats stopped
 reaching Redis for too long may be ended by another process as lost (`agent-lost`): the
 run then ends here too (`lost`), and `pipe` stops with a `RunLost` error.
+
+A run rides out an outage of Redis shorter than `outage_bound` (15 s by default): `pipe`
+keeps reading the model while its writer sends again what Redis did not acknowledge, and
+`end`/`suspend` wait for Redis as long. Every entry it may send twice carries a resend key,
+so a copy of one that had landed folds away. Past the bound, `pipe` returns `error` with
+`RedisUnavailable` (code `redis-unavailable`).
 """
 
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -26,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import anyio
 import msgpack  # pyright: ignore[reportMissingTypeStubs]
 
+from .._constants import PIPE_BACKLOG
 from ..bus import CoalescingWriter
 from ..codec.chat import ChatEncoder
 from ..conversation import FoldError, Message, Tree
@@ -33,6 +41,9 @@ from ..conversation.runs import cancel_applies
 from ..errors import (
     AitError,
     AwaitingAnswers,
+    BusConnectionError,
+    BusTimeoutError,
+    RedisUnavailable,
     RunCancelled,
     RunConflict,
     RunLost,
@@ -61,6 +72,9 @@ if TYPE_CHECKING:
 __all__ = ["Run"]
 
 _pack: Callable[[Any], bytes] = msgpack.packb  # pyright: ignore
+# Pauses between the attempts of a lifecycle event while Redis is away: doubling, jittered.
+_RESEND_FIRST = 0.05
+_RESEND_MAX = 1.0
 
 RunState = Literal["created", "started", "suspended", "ended"]
 
@@ -117,6 +131,14 @@ class Run:
         #: What cancels are matched against: the message id and client id of the input
         #: the run started for, and that input's entry id (set by `start()`).
         self._origin: tuple[str | None, str | None, str] | None = None
+        #: Seconds this run rides out an outage of Redis (the session's `outage_bound`);
+        #: set it before `start()`.
+        self.outage_bound: float = session.outage_bound
+        # The writer of this invocation, kept after `end()`/`suspend()` took it: the keys of
+        # the lifecycle event come from its series.
+        self._keys: CoalescingWriter | None = None
+        # True once a lifecycle event waited out the bound in vain: later ones try once.
+        self._gave_up = False
 
     def __repr__(self) -> str:
         return f"Run({self.run_id or '?'}, {self.state}, channel={self.invocation.channel!r})"
@@ -242,7 +264,7 @@ class Run:
                     await session.give_back_input_claim(self, event.event_id)
                 raise
         self.state = "started"
-        self._writer = session.channel.writer()
+        self._writer = self._keys = session.channel.writer(retry_for=self.outage_bound)
         self._writer.start_in(session.tasks)
 
     async def _claim_input(self, entry_id: str, event: Input) -> None:
@@ -521,6 +543,8 @@ class Run:
                         if events:
                             count += 1
                             send(events)
+                            if writer.backlog > PIPE_BACKLOG:
+                                await writer.flush()  # Redis is away: hold the model back
                         if self._halted.is_set():
                             break
             except Exception as exc:  # the stream failed: a provider error, a bad item
@@ -533,6 +557,10 @@ class Run:
         if self.lost:  # the run is over: no finish, nothing more written
             return PipeResult("error", message_id, RunLost(run_id), count, tool_calls=tuple(calls))
 
+        if isinstance(error, RedisUnavailable):
+            # Redis stayed away past the bound: the message ends where the channel has it,
+            # and the run's end (`redis-unavailable`) tells why once Redis is back.
+            return PipeResult("error", message_id, error, count, tuple(calls), finish_reason, usage)
         if error is not None:
             reason: RunEndReason = "error"
             text = str(error) or repr(error)
@@ -658,19 +686,73 @@ class Run:
         self.state = "suspended"
 
     async def _finish(self, event: RunEnd | RunSuspend) -> None:
-        # If the publish fails (Redis down), the run stays started without a writer:
-        # `end()`/`suspend()` may be called again to retry it.
+        # If the publish fails (Redis down past the bound), the run stays started without a
+        # writer: `end()`/`suspend()` may be called again to retry it.
         writer, self._writer = self._writer, None
         self._finishing = True
+        key = self._keys.next_key() if self._keys is not None else None
+        if key is not None:
+            event = event.model_copy(update={"entry_key": key})
         try:
             if writer is not None:
                 with anyio.CancelScope(shield=True):
                     await writer.aclose()
         finally:
-            # The terminal event goes out even while the caller is being cancelled.
-            with anyio.CancelScope(shield=True):
-                await self.session.channel.publish_many([event], with_commands=[self._active_del()])
-            self.session.release(self)
+            try:
+                await self._publish_final(event)
+            finally:
+                self.session.release(self)
+
+    async def _publish_final(self, event: RunEnd | RunSuspend) -> None:
+        """Publish the lifecycle event that ends this invocation, waiting out an outage of
+        Redis up to `outage_bound` (once in vain, later calls try once).
+
+        Each attempt is shielded: the event goes out even while the caller is being
+        cancelled. Before sending a keyed event again, the channel is searched for it: the
+        attempt that failed may have landed.
+        """
+        channel, command = self.session.channel, self._active_del()
+        bound = 0.0 if self._gave_up else self.outage_bound
+        since: float | None = None
+        pause = _RESEND_FIRST
+        while True:
+            try:
+                with anyio.CancelScope(shield=True):
+                    if since is None or not await self._landed(event):
+                        await channel.publish_many([event], with_commands=[command])
+                return
+            except (BusConnectionError, BusTimeoutError) as exc:
+                now = time.monotonic()
+                since = now if since is None else since
+                left = since + bound - now
+                if left <= 0:
+                    self._gave_up = bound > 0
+                    raise
+                self.session.report(exc)
+            await anyio.sleep(min(pause * random.uniform(0.5, 1.0), left))
+            pause = min(pause * 2, _RESEND_MAX)
+
+    async def _landed(self, event: RunEnd | RunSuspend) -> bool:
+        """Whether keyed `event` is on the channel: read back from the newest entry to this
+        invocation's start or resume (at most 20,000 entries)."""
+        if event.entry_key is None:
+            return False
+        channel, before = self.session.channel, None
+        for _ in range(40):
+            page = await channel.history(before, limit=500)
+            for _, found in reversed(page):
+                if getattr(found, "entry_key", None) == event.entry_key:
+                    return True
+                if (
+                    isinstance(found, RunStart | RunResume)
+                    and found.run_id == self.run_id
+                    and found.invocation_id == self.invocation_id
+                ):
+                    return False
+            if len(page) < 500:
+                return False
+            before = page[0][0]
+        return False
 
     def _require_started(self, action: str) -> CoalescingWriter:
         if self.state != "started" or self._writer is None:

@@ -32,7 +32,7 @@ from typing import Any, cast
 
 import anyio
 
-from .._constants import REFUSED_CHANNEL_RETRY
+from .._constants import OUTAGE_BOUND, REFUSED_CHANNEL_RETRY
 from ..bus import Bus, Channel, Subscription
 from ..bus._redis import translate_errors
 from ..bus._tasks import BackgroundTasks
@@ -139,6 +139,9 @@ class AgentSession:
         agent_id: names this agent in the cancels it publishes (`interrupt`).
         heartbeat: seconds between refreshes of this session's runs in the channel's active
             hash; a run not refreshed for three heartbeats no longer counts as active.
+        outage_bound: seconds a run rides out an outage of Redis (default 15): its pipe
+            keeps reading the model and sends what was not written once Redis is back, and
+            `end()`/`suspend()` wait for Redis as long. 0 gives up at the first failure.
     """
 
     def __init__(
@@ -154,7 +157,10 @@ class AgentSession:
         enqueue_timeout: float = 600.0,
         agent_id: str | None = None,
         heartbeat: float = 10.0,
+        outage_bound: float = OUTAGE_BOUND,
     ) -> None:
+        if not outage_bound >= 0:
+            raise UsageError("outage_bound must be a number of seconds, 0 or more")
         self.bus = bus
         self.channel = bus.channel(check_name("channel", channel))
         self.active_key = self.channel.key_for("active")
@@ -166,6 +172,7 @@ class AgentSession:
         self.enqueue_timeout = enqueue_timeout
         self.agent_id = agent_id or new_id()[:12]
         self.heartbeat = heartbeat
+        self.outage_bound = outage_bound
         self.tasks = BackgroundTasks()
         self._state = "unopened"
         self._sub: Subscription | None = None

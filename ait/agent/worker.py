@@ -63,6 +63,7 @@ log = logging.getLogger("ait.agent")
 Handler = Callable[[Run], Awaitable[None]]
 
 _END_GRACE = 5.0  # seconds stopped handlers get to end their runs before a forced cancel
+_RENEW_RETRY = 0.5  # seconds between attempts to renew a lease while Redis is away
 
 
 class AgentWorker:
@@ -296,13 +297,18 @@ class AgentWorker:
 
     async def _renew(self, entry_id: str) -> None:
         """Renew the lease of `entry_id` until another worker took it over, then return."""
+        pause = self.lease / 3
         while True:
-            await anyio.sleep(self.lease / 3)
+            await anyio.sleep(pause)
             try:
                 held = await self.pool.renew(self.consumer, entry_id)
             except BusError as exc:
                 self.report(exc)
+                # Redis away: the run rides it out (`outage_bound`), and its lease must be
+                # renewed as soon as Redis is back, before a worker takes it for dead.
+                pause = min(self.lease / 3, _RENEW_RETRY)
                 continue
+            pause = self.lease / 3
             if entry_id not in held:
                 self.report(AitError(f"lost the lease of {entry_id}: another worker took it"))
                 return

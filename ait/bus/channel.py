@@ -160,12 +160,17 @@ class Channel:
         return f"{self.bus.prefix}{{{self.name}}}:{suffix}"
 
     def writer(
-        self, *, linger: float | None = None, max_wait: float | None = None
+        self,
+        *,
+        linger: float | None = None,
+        max_wait: float | None = None,
+        retry_for: float = 0.0,
     ) -> CoalescingWriter:
-        """A coalescing writer for high-rate deltas (see `CoalescingWriter`)."""
+        """A coalescing writer for high-rate deltas (see `CoalescingWriter`); with
+        `retry_for`, one that rides out outages of Redis up to that many seconds."""
         from .writer import CoalescingWriter
 
-        return CoalescingWriter(self, linger=linger, max_wait=max_wait)
+        return CoalescingWriter(self, linger=linger, max_wait=max_wait, retry_for=retry_for)
 
     # -- reading --------------------------------------------------------------------------
 

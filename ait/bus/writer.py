@@ -15,10 +15,18 @@ For a stream of deltas of one message, `writer.message(...)` gives a handle whos
 
 `flush()` waits for everything sent so far; `aclose()` flushes and stops. A failed write
 surfaces on the next `send()`/`flush()` as `WriteFailed`, carrying the events not written.
+
+With `retry_for=` seconds, the writer rides out an outage: a write Redis did not acknowledge
+(the connection dropped, no answer in time) is sent again, unchanged, with a growing pause
+between attempts, while `send()` keeps queueing behind it. Every entry of such a writer
+carries a resend key (`k`, docs/protocol.md), so a copy of an entry that had landed folds
+away. Only once Redis stayed away longer than `retry_for` does the writer give up, with
+`RedisUnavailable`.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterable, Mapping
 from types import TracebackType
@@ -29,8 +37,18 @@ import anyio
 from .._constants import WRITER_LINGER, WRITER_MAX_WAIT
 from ..codec import encode_event, entry_size
 from ..codec.envelope import check_event, encode_payload
-from ..errors import BusError, CodecError, EntryTooLarge, UsageError, WriteFailed
+from ..errors import (
+    BusConnectionError,
+    BusError,
+    BusTimeoutError,
+    CodecError,
+    EntryTooLarge,
+    RedisUnavailable,
+    UsageError,
+    WriteFailed,
+)
 from ..events import Event, Output
+from ..ids import new_id
 from ._tasks import BackgroundTasks
 
 if TYPE_CHECKING:
@@ -41,6 +59,9 @@ __all__ = ["CoalescingWriter", "MessageOutput"]
 _monotonic = time.monotonic
 
 _MERGE_LIMIT = 1024  # codec events in one merged entry, well under the size limit for deltas
+# Pauses between the attempts of a write Redis did not acknowledge: doubling, jittered.
+_RESEND_FIRST = 0.05
+_RESEND_MAX = 1.0
 
 
 class MessageOutput:
@@ -102,16 +123,37 @@ class CoalescingWriter:
         max_wait: upper bound for `linger` (default 0.05). An event also waits for the
             write in flight when it arrives (one round trip, usually well under a
             millisecond); no setting shortens that without giving up order.
+        retry_for: seconds to keep sending again a write Redis did not acknowledge (0,
+            the default: never; the first failure is reported). Entries then carry a
+            resend key, and each failed attempt goes to the bus's `on_error`.
     """
 
     def __init__(
-        self, channel: Channel, *, linger: float | None = None, max_wait: float | None = None
+        self,
+        channel: Channel,
+        *,
+        linger: float | None = None,
+        max_wait: float | None = None,
+        retry_for: float = 0.0,
     ) -> None:
         self.channel = channel
         self.max_wait = WRITER_MAX_WAIT if max_wait is None else max_wait
         self.linger = min(WRITER_LINGER if linger is None else linger, self.max_wait)
         if self.linger < 0:
             raise UsageError("linger must not be negative")
+        if not retry_for >= 0:
+            raise UsageError("retry_for must be a number of seconds, 0 or more")
+        self.retry_for = retry_for
+        # A writer that resends keys its entries: this prefix, then a counter.
+        self._key_prefix = f"{new_id()[:16]}-" if retry_for > 0 else None
+        self._keys = 0
+        # A write Redis did not acknowledge, to send again: its entries (encoded once, so
+        # a copy is the same bytes), its items, and those of its batch that were rejected.
+        self._held: list[list[bytes]] = []
+        self._held_items: list[_Item] = []
+        self._held_rejected: list[Event] = []
+        self._outage_since: float | None = None
+        self._attempts = 0
         self._pending: list[_Item] = []
         self._sent = 0  # items accepted
         self._done = 0  # items written, or handed back in a WriteFailed
@@ -132,6 +174,8 @@ class CoalescingWriter:
         self._state = "unopened"
         #: Entries written so far (each may hold many events).
         self.entries_written = 0
+        #: Writes sent again because Redis did not acknowledge an earlier attempt.
+        self.resends = 0
 
     async def __aenter__(self) -> CoalescingWriter:
         if self._state != "unopened":
@@ -199,6 +243,19 @@ class CoalescingWriter:
         if not self._writing:
             self._wake.set()
 
+    @property
+    def backlog(self) -> int:
+        """Events sent and not yet written (nor handed back in a `WriteFailed`)."""
+        return self._sent - self._done
+
+    def next_key(self) -> str | None:
+        """A fresh resend key from this writer's series (None: the writer does not resend),
+        for an entry written beside it that may be sent again too."""
+        if self._key_prefix is None:
+            return None
+        self._keys += 1
+        return f"{self._key_prefix}{self._keys:x}"
+
     def _refuse(self) -> None:
         if self._state != "open":
             raise UsageError(f"unable to send; the writer is {self._state}")
@@ -239,7 +296,8 @@ class CoalescingWriter:
             self._state = "closed"
             return
         try:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+            # A writer riding out an outage gives up by itself after `retry_for`.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(10 + self.retry_for):
                 await self.flush()
         finally:
             self._state = "closed"
@@ -258,38 +316,80 @@ class CoalescingWriter:
         while True:
             await self._wake.wait()
             self._wake = anyio.Event()
-            while self._pending:
-                self._writing = True
-                # When events come much faster than `linger` apart, writes wait their turn
-                # and each entry carries more; at slower rates every event goes at once.
-                if self._gap < self.linger / 2 and not self._hurry.is_set():
-                    wait = self._last_write + self.linger - time.monotonic()
-                    if wait > 0:
-                        with anyio.move_on_after(wait):
-                            await self._hurry.wait()
-                self._last_write = time.monotonic()
-                batch, self._pending = self._pending, []
-                self._inflight = batch
-                rejected: list[Event] = []
-                try:
-                    entries = self._encode(batch, rejected)
-                    await self.channel.write_encoded(entries)
-                    self.entries_written += len(entries)
-                    if rejected:
-                        self._error = WriteFailed(self._reject_cause, rejected)
-                except BusError as exc:
-                    unsent = batch + self._pending
-                    self._pending = []
-                    self._error = WriteFailed(exc, _as_events(unsent))
-                    batch = unsent
-                finally:
-                    self._writing = False
-                self._inflight = []
-                self._done += len(batch)
-                self._progress.set()
-                self._progress = anyio.Event()
+            while self._pending or self._held_items:
+                await self._write_next()
             if self._hurry.is_set():
                 self._hurry = anyio.Event()
+
+    async def _write_next(self) -> None:
+        """One write: what Redis did not acknowledge last time, then what gathered since."""
+        self._writing = True
+        try:
+            # When events come much faster than `linger` apart, writes wait their turn and
+            # each entry carries more; at slower rates every event goes at once.
+            if not self._held_items and self._gap < self.linger / 2 and not self._hurry.is_set():
+                wait = self._last_write + self.linger - time.monotonic()
+                if wait > 0:
+                    with anyio.move_on_after(wait):
+                        await self._hurry.wait()
+            self._last_write = time.monotonic()
+            batch, self._pending = self._pending, []
+            rejected = self._held_rejected
+            if self._held_items:
+                self.resends += 1
+            entries = self._held + self._encode(batch, rejected)
+            items = self._held_items + batch
+            self._inflight = items
+            try:
+                await self.channel.write_encoded(entries)
+            except BusError as exc:
+                if self._resend_later(exc):
+                    self._held, self._held_items, self._held_rejected = entries, items, rejected
+                    self.channel.bus.report(exc)
+                    await anyio.sleep(self._pause())
+                    return
+                unsent = items + self._pending
+                self._pending = []
+                self._error = self._failure(exc, _as_events(unsent))
+                done = len(unsent)
+            else:
+                self.entries_written += len(entries)
+                if rejected:
+                    self._error = WriteFailed(self._reject_cause, rejected)
+                done = len(items)
+            self._held, self._held_items, self._held_rejected = [], [], []
+            self._outage_since, self._attempts = None, 0
+            self._inflight = []
+            self._done += done
+            self._progress.set()
+            self._progress = anyio.Event()
+        finally:
+            self._writing = False
+
+    def _resend_later(self, exc: BusError) -> bool:
+        """Whether a write that failed with `exc` is to be sent again: Redis away, and not
+        for longer than `retry_for`."""
+        if not self.retry_for or not isinstance(exc, BusConnectionError | BusTimeoutError):
+            return False
+        now = time.monotonic()
+        if self._outage_since is None:
+            self._outage_since = now
+        return now - self._outage_since < self.retry_for
+
+    def _pause(self) -> float:
+        """Seconds until the next attempt: doubling from 50 ms to 1 s, jittered, and never
+        past the bound (the last attempt is made at it)."""
+        assert self._outage_since is not None
+        delay = min(_RESEND_FIRST * 2**self._attempts, _RESEND_MAX)
+        self._attempts += 1
+        left = self._outage_since + self.retry_for - time.monotonic()
+        return max(0.0, min(delay * random.uniform(0.5, 1.0), left))
+
+    def _failure(self, exc: BusError, unsent: list[Event]) -> WriteFailed:
+        if self._outage_since is not None and isinstance(exc, BusConnectionError | BusTimeoutError):
+            waited = time.monotonic() - self._outage_since
+            return RedisUnavailable(exc, unsent, waited=waited, bound=self.retry_for)
+        return WriteFailed(exc, unsent)
 
     def _encode(self, batch: list[_Item], rejected: list[Event]) -> list[list[bytes]]:
         """Merge runs of one message's outputs into entries, then encode each entry.
@@ -328,9 +428,20 @@ class CoalescingWriter:
         close()
         return entries
 
+    def _checked(self, fields: list[bytes]) -> list[bytes]:
+        """An entry's fields with a resend key (if this writer resends and the event came
+        without one of its own), size-checked."""
+        if self._key_prefix is not None and fields[-2] != b"k":
+            self._keys += 1
+            fields.extend((b"k", f"{self._key_prefix}{self._keys:x}".encode()))
+        size = entry_size(fields)
+        if size > self.channel.bus.max_entry_bytes:
+            raise EntryTooLarge(size, self.channel.bus.max_entry_bytes)
+        return fields
+
     def _encode_one(self, event: Event, rejected: list[Event]) -> list[list[bytes]]:
         try:
-            return [self.channel.encode(event)]
+            return [self._checked(encode_event(event))]
         except (EntryTooLarge, CodecError) as exc:
             self._reject_cause = exc
             rejected.append(event)
@@ -341,12 +452,13 @@ class CoalescingWriter:
     ) -> list[list[bytes]]:
         try:
             if isinstance(owner, MessageOutput):
-                fields = owner.fields(payload)  # no Output built: its head is encoded once
-                size = entry_size(fields)
-                if size > self.channel.bus.max_entry_bytes:
-                    raise EntryTooLarge(size, self.channel.bus.max_entry_bytes)
-                return [fields]
-            return [self.channel.encode(owner.model_copy(update={"payload": list(payload)}))]
+                # No Output built: its head is encoded once.
+                return [self._checked(owner.fields(payload))]
+            output = owner.model_copy(update={"payload": list(payload)})
+            if owner.entry_key is not None and output.payload != owner.payload:
+                # Merged or split, it is another entry: its key named the event sent.
+                output = output.model_copy(update={"entry_key": None})
+            return [self._checked(encode_event(output))]
         except (EntryTooLarge, CodecError) as exc:
             if len(payload) == 1:
                 self._reject_cause = exc

@@ -82,12 +82,14 @@ def raw_fields(event: Event | BadEntry) -> dict[str, Any]:
             k.decode(errors="replace"): v.decode(errors="replace") for k, v in event.fields.items()
         }
     fields = encode_event(event)
-    decoded = event.model_dump(exclude={"payload", "extra_headers"}, exclude_none=True)
+    decoded = event.model_dump(exclude={"payload", "extra_headers", "entry_key"}, exclude_none=True)
     headers = {k.replace("_", "-"): v for k, v in decoded.items() if k != "type"}
     headers.update(event.extra_headers)
     out: dict[str, Any] = {"v": fields[1].decode(), "t": event.type, "h": headers}
     if event.payload is not None:
         out["d"] = event.payload
+    if event.entry_key is not None:
+        out["k"] = event.entry_key
     return out
 
 
@@ -95,6 +97,8 @@ async def tail_command(args: argparse.Namespace) -> int:
     style = Style()
     bus = await open_bus(resolve_redis(args.redis))
     seen = 0
+    # Recent resend keys: an entry with one of them is a writer's copy of an earlier one.
+    keys: dict[str, None] = {}
     try:
         try:
             channel = bus.channel(args.channel)
@@ -112,7 +116,15 @@ async def tail_command(args: argparse.Namespace) -> int:
                         else:
                             kind = "bad" if isinstance(event, BadEntry) else event.type
                             label = style.bold(f"{kind:<11}")
-                            style.out(f"{style.dim(entry_id)} {label} {describe(event, style)}")
+                            line = f"{style.dim(entry_id)} {label} {describe(event, style)}"
+                            key = getattr(event, "entry_key", None)
+                            if key is not None and key in keys:
+                                line += style.dim(" (resent: readers fold it once)")
+                            elif key is not None:
+                                keys[key] = None
+                                if len(keys) > 10_000:  # copies follow within an outage
+                                    del keys[next(iter(keys))]
+                            style.out(line)
                         if args.count is not None and seen >= args.count:
                             break
                     else:

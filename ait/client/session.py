@@ -318,6 +318,8 @@ class ClientSession:
     def _fold(self, entry_id: str, event: Event | BadEntry) -> None:
         self.tree.apply_one(entry_id, event)
         if isinstance(event, Output):
+            if self.tree.is_resend(entry_id, event):
+                return  # an agent's resend of output already streamed: the tree skipped it
             for active in self._by_run.get(event.run_id, ()):
                 active.output(event.message_id, event.payload)
         elif isinstance(event, Input):

@@ -1,4 +1,5 @@
-"""The stream entry envelope: `v` (version), `t` (type), `h` (msgpack headers), `d` (payload).
+"""The stream entry envelope: `v` (version), `t` (type), `h` (msgpack headers), `d` (payload),
+and `k` (a resend key) on entries a writer may write twice.
 
 `encode_event` turns an event into the flat field list XADD takes. `decode_entry` turns the
 fields Redis returns (a flat `[name, value, ...]` list as hiredis gives it, or a mapping)
@@ -74,6 +75,9 @@ def encode_event(event: Event) -> list[bytes]:
         payload = values["payload"]
         if payload is not None:
             fields += (b"d", _packb(payload))
+        key = values["entry_key"]
+        if key is not None:
+            fields += (b"k", key.encode())
     except (TypeError, ValueError, OverflowError) as exc:
         raise CodecError(f"cannot encode {event.type} event as msgpack: {exc}") from None
     return fields
@@ -175,22 +179,26 @@ _FIELDS_SET = {cls: set(cls.model_fields) for cls, _ in _TYPES.values()}
 
 def _decode(entry_id: str, fields: Sequence[bytes] | Mapping[bytes, bytes]) -> Event:
     flat = cast(list[bytes], fields) if type(fields) is list else None
+    size = len(flat) if flat is not None else 0
     if (
         flat is not None
-        and len(flat) == 8
+        and (size == 8 or size == 10)
         and flat[0] == b"v"
         and flat[2] == b"t"
         and flat[4] == b"h"
         and flat[6] == b"d"
     ):
-        # The layout every ait writer produces (with a payload): no dict to build.
+        # The layout every ait writer produces (with a payload, and a resend key when it
+        # may resend it): no dict to build.
         v, t, h, d = flat[1], flat[3], flat[5], flat[7]
+        k = flat[9] if size == 10 and flat[8] == b"k" else None
     elif isinstance(fields, Mapping):
         v, t, h, d = fields.get(b"v"), fields.get(b"t"), fields.get(b"h"), fields.get(b"d")
+        k = fields.get(b"k")
     else:
         seq = cast(Sequence[bytes], fields)
         if len(seq) == 6 and seq[0] == b"v" and seq[2] == b"t" and seq[4] == b"h":
-            v, t, h, d = seq[1], seq[3], seq[5], None
+            v, t, h, d, k = seq[1], seq[3], seq[5], None, None
         elif len(seq) % 2:
             raise _fail(entry_id, "odd number of field names and values")
         else:
@@ -231,6 +239,8 @@ def _decode(entry_id: str, fields: Sequence[bytes] | Mapping[bytes, bytes]) -> E
         if cls is Output and type(payload) is not list:
             raise _fail(entry_id, f"output payload must be a list, not {type(payload).__name__}")
         values["payload"] = payload
+    if k is not None:
+        values["entry_key"] = _entry_key(entry_id, k)
 
     event: Any = object.__new__(cls)
     _setattr(event, "__dict__", values)
@@ -242,6 +252,16 @@ def _decode(entry_id: str, fields: Sequence[bytes] | Mapping[bytes, bytes]) -> E
         if problem:
             raise _fail(entry_id, problem)
     return event
+
+
+def _entry_key(entry_id: str, raw: object) -> str:
+    """The resend key of an entry's `k` field: non-empty UTF-8 text."""
+    if type(raw) is not bytes or not raw:
+        raise _fail(entry_id, f"field 'k' must be a non-empty string, not {raw!r}")
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        raise _fail(entry_id, f"field 'k' is not UTF-8 text: {raw!r}") from None
 
 
 def encode_invocation(invocation: Invocation) -> list[bytes]:
@@ -286,7 +306,12 @@ def _check_headers(entry_id: str, cls: Any, type_name: str, h: bytes) -> dict[st
     headers = cast(dict[Any, Any], headers)
 
     # In the models' field order, so that decoded events dump and print like built ones.
-    values: dict[str, Any] = {"extra_headers": headers, "payload": None, "type": type_name}
+    values: dict[str, Any] = {
+        "extra_headers": headers,
+        "payload": None,
+        "entry_key": None,
+        "type": type_name,
+    }
     pop = headers.pop
     for name, header, required, allowed in cls.header_table:
         value = pop(header, _ABSENT)

@@ -9,7 +9,10 @@ view = View(tree)                   # what a UI renders: see view.py
 ```
 
 Rules the fold keeps (each is tested):
-- Idempotent: an entry id already applied is ignored. Any order gives the same tree: nodes
+- Idempotent: an entry id already applied is ignored, and so is an entry whose resend key
+  (`k`, `event.entry_key`) an earlier entry carries: a writer's resend of an entry that
+  had landed. Only the earliest entry of a key counts, in any arrival order (inputs are
+  known by their event id instead). Any order gives the same tree: nodes
   are kept in maps and ordered by entry id; message content and run lifecycles are folded
   in entry-id order whatever the arrival order.
 - Input nodes are keyed by message id; run nodes by run id. `run.start` is canonical for a
@@ -84,6 +87,9 @@ class Tree:
     def __init__(self, *, on_error: Callable[[FoldError], None] | None = None) -> None:
         self.on_error = on_error
         self._applied: set[str] = set()
+        # Resend key -> the entry that counts for it (the earliest), and what it went into:
+        # a message id (output), a run id (lifecycle) or "" (cancel).
+        self._keyed: dict[str, tuple[EntryKey, str]] = {}
         self._inputs: dict[str, _Input] = {}  # message id -> input message node
         self._by_event: dict[str, _Input] = {}  # event id -> any input
         self._runs: dict[str, RunNode] = {}
@@ -169,12 +175,53 @@ class Tree:
             self._applied.add(entry_id)
             return FoldError(entry_id, event.reason)
         key = cast("EntryKey", entry_id_key(entry_id))
+        resend = event.entry_key
         try:
+            if resend is not None and type(event) is not Input:
+                seen = self._keyed.get(resend)
+                if seen is None:  # the common case, inline: a key met for the first time
+                    target = event.message_id if type(event) is Output else event.run_id
+                    self._keyed[resend] = (key, target or "")
+                elif not self._retake(resend, seen, key, event):
+                    self._applied.add(entry_id)
+                    return None  # the same entry written again: the first one counts
             problem = self._fold(entry_id, key, event)
         except Exception as exc:  # a bug here must not stop the rest of the batch
             problem = f"fold failed: {type(exc).__name__}: {exc}"
         self._applied.add(entry_id)
         return FoldError(entry_id, problem) if problem else None
+
+    def _retake(self, resend: str, seen: tuple[EntryKey, str], key: EntryKey, event: Event) -> bool:
+        """A key met before, at `seen`: False when `event` (at `key`) is a later copy; else
+        the copy folded first (history read out of order) is taken back, and the earlier
+        entry is recorded to be folded in its place."""
+        if seen[0] <= key:
+            return False
+        self._unfold(seen[0], seen[1], event)
+        self._keyed[resend] = (key, seen[1])
+        return True
+
+    def _unfold(self, key: EntryKey, target: str, event: Event) -> None:
+        """Take back what the entry at `key` (a later copy of `event`) folded into `target`."""
+        if isinstance(event, Output):
+            state = self._messages.get(target)
+            if state is not None and state.segment(key) is not None:
+                state.drop(key)
+                self._reshape = True
+                self._changed.add(target)
+        elif isinstance(event, Cancel):
+            self._cancels = [(k, c) for k, c in self._cancels if k != key]
+            for run in self._runs.values():
+                self._mark_cancel(run)
+        else:
+            run = self._runs.get(target)
+            if run is not None:
+                if run.start_key == key:
+                    run.start = run.start_key = None  # the earlier copy takes its place
+                    self._reshape = True
+                run.lifecycle = [(k, e) for k, e in run.lifecycle if k != key]
+                run.recompute()
+                self._changed.update(run.messages)
 
     def _fold(self, entry_id: str, key: EntryKey, event: Event) -> str | None:
         if isinstance(event, Output):
@@ -369,6 +416,7 @@ class Tree:
     def clear(self) -> None:
         """Forget everything (the channel's stream began again); views follow."""
         self._applied.clear()
+        self._keyed.clear()
         self._inputs.clear()
         self._by_event.clear()
         self._runs.clear()
@@ -456,6 +504,19 @@ class Tree:
             if r.start is not None and r.start.input_message_id == input_message_id
         ]  # fmt: skip
         return run_info(max(found, key=lambda r: r.key)) if found else None
+
+    def is_resend(self, entry_id: str, event: Event | BadEntry) -> bool:
+        """True for an entry the fold ignores as a copy of an earlier one (same resend key).
+
+        Live, in entry order, a copy always comes after the entry it repeats, so a reader
+        that acts on entries as they come (an `ActiveRun` streaming text) asks this after
+        `apply` to skip copies as the tree does.
+        """
+        resend = getattr(event, "entry_key", None)
+        if resend is None or isinstance(event, Input):
+            return False
+        seen = self._keyed.get(resend)
+        return seen is not None and seen[0] < entry_id_key(entry_id)
 
     def input_event(self, event_id: str) -> tuple[str, Input] | None:
         """The echoed input with this event id, and its entry id (agents look inputs up so)."""

@@ -204,6 +204,24 @@ class Ticker:
             self.closed = True
 
 
+@asynccontextmanager
+async def started_run(
+    url: str, channel_name: str, **session_options: Any
+) -> AsyncIterator[tuple[ait.Channel, ait.AgentSession, ait.Run]]:
+    """A run started for an input just published, in a session with `session_options`, on
+    a bus of its own that fails fast when Redis is away (and keeps its background errors
+    to itself): for tests that stop Redis under a run."""
+    async with ait.Bus.from_url(
+        url, on_error=lambda e: None, command_timeout=2.0, connect_timeout=1.0
+    ) as bus:
+        channel = bus.channel(channel_name)
+        _, sent = await publish_input(channel)
+        async with ait.AgentSession(bus, channel_name, **session_options) as session:
+            run = session.create_run(invocation(channel, sent))
+            await run.start()
+            yield channel, session, run
+
+
 def pool_name() -> str:
     """A pool no other test uses."""
     return f"pool-{new_id()[:12]}"

@@ -13,9 +13,8 @@ from ait.testing import EmbeddedRedis, ScriptedProvider
 from .helpers import (
     enqueue_input,
     events,
-    invocation,
     pool_name,
-    publish_input,
+    started_run,
     wait_for,
     wait_for_event,
 )
@@ -38,25 +37,24 @@ async def retrying(action: object, timeout: float = 10) -> object:
 async def test_a_terminal_event_that_failed_can_be_sent_again(
     persistent_redis: EmbeddedRedis, channel_name: str
 ) -> None:
+    """Redis stays away longer than the run's outage bound: `end()` raises after it, and
+    a later call writes the event once Redis is back."""
     errors: list[BaseException] = []
-    async with ait.Bus.from_url(persistent_redis.url, **FAST_FAILING) as bus:
-        channel = bus.channel(channel_name)
-        _, sent = await publish_input(channel)
-        async with ait.AgentSession(bus, channel_name, on_error=errors.append) as session:
-            run = session.create_run(invocation(channel, sent))
-            await run.start()
-            result = await run.pipe(ScriptedProvider(["before the outage"]).stream())
-            assert result.reason == "complete"
+    async with started_run(
+        persistent_redis.url, channel_name, on_error=errors.append, outage_bound=0.5
+    ) as (channel, session, run):
+        result = await run.pipe(ScriptedProvider(["before the outage"]).stream())
+        assert result.reason == "complete"
 
-            persistent_redis.kill()
-            with pytest.raises(ait.BusConnectionError):
-                await run.end()
-            assert run.state == "started"  # not ended: nothing was written
-            await anyio.to_thread.run_sync(persistent_redis.start)
+        persistent_redis.kill()
+        with anyio.fail_after(10), pytest.raises(ait.BusConnectionError):
+            await run.end()
+        assert run.state == "started"  # not ended: nothing was written
+        await anyio.to_thread.run_sync(persistent_redis.start)
 
-            await retrying(run.end)
-            assert run.state == "ended"
-            assert await session.active_runs() == {}
+        await retrying(run.end)
+        assert run.state == "ended"
+        assert await session.active_runs() == {}
         ends = await events(channel, "run.end")
     assert [(e.run_id, e.reason) for e in ends] == [(run.run_id, "complete")]
 
@@ -64,9 +62,9 @@ async def test_a_terminal_event_that_failed_can_be_sent_again(
 async def test_a_worker_survives_an_outage_and_settles_the_run(
     persistent_redis: EmbeddedRedis, channel_name: str
 ) -> None:
-    """The handler's run.end fails (Redis down), so does the worker's own attempt: the
-    worker reports it, keeps serving, and once Redis is back it reclaims the entry after
-    the lease and ends the run `agent-lost`."""
+    """The handler's run.end fails (Redis down longer than the run's outage bound), so
+    does the worker's own attempt: the worker reports it, keeps serving, and once Redis is
+    back it reclaims the entry after the lease and ends the run `agent-lost`."""
     pool = pool_name()
     errors: list[BaseException] = []
     in_outage = anyio.Event()
@@ -82,7 +80,13 @@ async def test_a_worker_survives_an_outage_and_settles_the_run(
     async with ait.Bus.from_url(persistent_redis.url, **FAST_FAILING) as bus:
         channel = bus.channel(channel_name)
         worker = ait.AgentWorker(
-            bus, handler, pool=pool, lease=1, block_ms=100, on_error=errors.append
+            bus,
+            handler,
+            pool=pool,
+            lease=1,
+            block_ms=100,
+            on_error=errors.append,
+            session_options={"outage_bound": 0.5},
         )
         crashed: list[BaseException] = []
 

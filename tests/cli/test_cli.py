@@ -238,6 +238,27 @@ def test_tail_prints_events_raw_fields_and_bad_entries(redis_url: str) -> None:
     assert first["d"] == ChatCodec.user_text("first question")
 
 
+def test_tail_marks_a_writers_resend_and_shows_its_key(redis_url: str) -> None:
+    channel = f"cli-{new_id()[:8]}"
+    text = ChatCodec.user_text("once")  # one text delta
+    said = ait.Output(run_id="r", message_id="a", role="assistant", parent="q", payload=text)
+    said = said.model_copy(update={"entry_key": "w-1"})  # as a run's writer keys it
+
+    async def resent() -> None:
+        async with ait.Bus.from_url(redis_url) as bus:
+            await bus.channel(channel).publish_many([said, said])
+
+    anyio.run(resent)
+    decoded = ait_cli("tail", channel, "--from", "0-0", "--count", "2", redis=redis_url)
+    assert decoded.returncode == 0, decoded.stderr
+    first, second = decoded.stdout.splitlines()
+    assert "'once'" in first and "resent" not in first
+    assert "'once'" in second and "resent: readers fold it once" in second
+    raw = ait_cli("tail", channel, "--from", "0-0", "--count", "1", "--raw", redis=redis_url)
+    fields = json.loads(raw.stdout.splitlines()[0].split(" ", 1)[1])
+    assert fields["k"] == "w-1" and "entry-key" not in fields["h"]
+
+
 def test_tail_follows_new_events_live(redis_url: str) -> None:
     channel = f"cli-{new_id()[:8]}"
 

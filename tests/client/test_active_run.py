@@ -128,6 +128,37 @@ async def test_a_long_stream_arrives_whole_and_in_order(agent: Agent, connect: C
     assert alice.tree.snapshot(info.message_ids[0]).text == "".join(tokens)
 
 
+async def test_an_agents_resend_of_output_that_had_landed_streams_once(
+    agent: Agent, connect: Connect
+) -> None:
+    """After an outage an agent's writer may write an entry again, not knowing the first
+    had landed; both carry one resend key. The stream (and the view) take it once."""
+
+    async def resending(run: ait.Run) -> None:
+        await run.start()
+        assert run.run_id is not None and run.input is not None
+        said = [
+            ait.Output(
+                run_id=run.run_id,
+                message_id="a1",
+                role="assistant",
+                parent=run.input.message_id,
+                payload=[{"type": "text-delta", "id": "t0", "delta": piece}],
+                entry_key=f"w-{n}",
+            )
+            for n, piece in enumerate(["Hel", "lo"])
+        ]
+        await run.session.channel.publish_many([said[0], said[0], said[1], said[0], said[1]])
+        await run.end()
+
+    agent.handler = resending
+    alice = await connect("alice")
+    active = await alice.view.send("hi")
+    assert await text_of(active) == ["Hel", "lo"]
+    assert (await ended(active)).status == "complete"
+    assert alice.view.messages[-1].text == "Hello"
+
+
 async def test_awaiting_the_run_id_of_a_run_that_never_starts_fails_on_close(
     connect: Connect,
 ) -> None:

@@ -526,3 +526,38 @@ def test_bad_headers_fail_every_time() -> None:
         with pytest.raises(ait.CodecError) as info:
             decode_entry(entry_id, bad + [b"d", msgpack.packb([])])
         assert info.value.entry_id == entry_id
+
+
+# -- the resend key `k` -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("type_name", TYPES)
+def test_a_resend_key_travels_as_field_k(type_name: str) -> None:
+    event = EVENTS[type_name].model_copy(update={"entry_key": "3f2a9c0d1e4b5a67-1c"})
+    fields = encode_event(event)
+    assert fields[-2:] == [b"k", b"3f2a9c0d1e4b5a67-1c"]
+    for shape in (fields, as_mapping(fields), tuple(fields)):
+        decoded = decode_entry(ENTRY_ID, shape)
+        assert decoded == event
+        assert decoded.entry_key == "3f2a9c0d1e4b5a67-1c"
+    assert decode_entry(ENTRY_ID, fields) != EVENTS[type_name]  # a key is part of the entry
+    assert decode_entry(ENTRY_ID, wire(type_name)).entry_key is None
+    assert "entry_key" not in repr(event)
+
+
+def test_a_keyed_delta_keeps_the_checked_headers_of_its_message() -> None:
+    """Keys vary per entry, headers do not: the headers of one message are checked once
+    and the key read apart, so two entries never share a key by way of a cache."""
+    first = encode_event(EVENTS["output"].model_copy(update={"payload": [1], "entry_key": "a"}))
+    second = [*first[:-1], b"b"]
+    assert decode_entry(ENTRY_ID, first).entry_key == "a"
+    assert decode_entry(ENTRY_ID, second).entry_key == "b"
+    assert decode_entry(ENTRY_ID, first[:-2]).entry_key is None
+
+
+@pytest.mark.parametrize("raw", [b"", b"\xff\xfe"])
+def test_a_broken_resend_key_makes_a_bad_entry(raw: bytes) -> None:
+    fields = [*encode_event(EVENTS["output"]), b"k", raw]
+    with pytest.raises(ait.CodecError, match="field 'k'"):
+        decode_entry(ENTRY_ID, fields)
+    assert isinstance(decode_or_bad(ENTRY_ID, fields), ait.BadEntry)

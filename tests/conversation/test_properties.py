@@ -1,11 +1,12 @@
 """Convergence: however a channel's entries reach a client, its tree ends up the same.
 
 Random conversations (edits, regenerations, concurrent runs streaming interleaved, tool calls
-answered by a client, suspend/resume, cancels, bad entries) are written with increasing entry
-ids, then folded in entry order, in any arrival order that keeps each run's own order (also
-after showing some inputs optimistically), with duplicates, and as live entries followed by
-history pages read backward. Every fold must give
-the same canonical dump: every message, every run, and what a fresh view shows.
+answered by a client, suspend/resume, cancels, bad entries, an agent's resends of entries
+that had landed) are written with increasing entry ids, then folded in entry order, in any
+arrival order that keeps each run's own order (also after showing some inputs
+optimistically), with duplicates, and as live entries followed by history pages read
+backward. Every fold must give the same canonical dump: every message, every run, and what
+a fresh view shows; and the resends change nothing.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class Script:
     #: Per entry: the run it belongs to (its order must be kept), or None.
     runs: list[str | None]
     message_ids: list[str]
+    #: Indexes of the entries that are an agent's resends of earlier ones (same key).
+    resends: set[int] = field(default_factory=set[int])
 
 
 class Writer:
@@ -74,16 +77,23 @@ class Writer:
         self.started: list[str] = []
         self.open: list[RunPlan] = []
         self.published: list[Input] = []
+        self.keyed: list[tuple[Entry, str]] = []  # an agent's entries, and their runs
+        self.resends: set[int] = set()
 
     def fresh(self, prefix: str) -> str:
         self.counter += 1
         return f"{prefix}{self.counter}"
 
     def emit(self, entry: Entry, run_id: str | None = None) -> None:
-        """Note what the entry just written belongs to."""
+        """Note what the entry just written belongs to; an agent's entries get resend keys,
+        as a run's writer gives them."""
         self.runs.append(run_id)
         if isinstance(entry[1], Input):
             self.published.append(entry[1])
+        elif run_id is not None:
+            keyed = (entry[0], entry[1].model_copy(update={"entry_key": f"k{entry[0]}"}))
+            self.chat.entries[-1] = keyed
+            self.keyed.append((keyed, run_id))
 
     def pick(self, options: list[str]) -> str:
         return self.draw(st.sampled_from(options))
@@ -137,6 +147,14 @@ class Writer:
     def retry(self) -> None:
         """A publish retried after a timeout: the same input event at a second entry id."""
         self.emit(self.chat.add(self.draw(st.sampled_from(self.published))))
+
+    def resend(self) -> None:
+        """An agent's writer did not hear back from Redis and wrote an entry again: the same
+        fields (key included) at a later entry id, whether or not the first had landed."""
+        (_, event), run_id = self.draw(st.sampled_from(self.keyed))
+        self.resends.add(len(self.chat.entries))
+        self.runs.append(run_id)
+        self.chat.add(event)
 
     def bad(self) -> None:
         self.emit(self.chat.bad("undecodable entry"))
@@ -206,6 +224,8 @@ class Writer:
                 moves.append("edit")
             if self.published:
                 moves.append("retry")
+            if self.keyed:
+                moves.append("resend")
             if self.first_outputs:
                 moves.append("regenerate")
             if self.open:
@@ -217,7 +237,7 @@ class Writer:
             else:
                 self.advance()
         assert len(self.runs) == len(self.chat.entries)
-        return Script(self.chat.entries, self.runs, [*self.inputs, *self.outputs])
+        return Script(self.chat.entries, self.runs, [*self.inputs, *self.outputs], self.resends)
 
 
 @st.composite
@@ -296,6 +316,9 @@ def test_every_arrival_order_folds_to_the_same_tree(script: Script, data: st.Dat
     reference, reference_errors = fold_batches([entries])
     expected = dump(reference, script)
     assert dump(live, script) == expected
+    # An agent's resends fold away: the tree is the one its entries make written once.
+    once = [entry for index, entry in enumerate(entries) if index not in script.resends]
+    assert dump(fold_batches([once])[0], script) == expected
     incremental = structure_dump(live)
     live.structure.rebuild()
     assert structure_dump(live) == incremental, "the structure's fast path diverged"
