@@ -413,46 +413,67 @@ async def two_clients(bus: ait.Bus, client: ait.ClientSession) -> None:
     await (await alice.send("Still me")).wait()
 
 
+# -- logs written by hand: a careless writer, a resending one ------------------------------------
+
+
+def _text(delta: str) -> list[dict[str, Any]]:
+    return [{"type": "text-delta", "id": "t0", "delta": delta}]
+
+
+def _said(run_id: str, message_id: str, parent: str, delta: str, **headers: Any) -> Output:
+    return Output(
+        run_id=run_id,
+        message_id=message_id,
+        role="assistant",
+        parent=parent,
+        payload=_text(delta),
+        **headers,
+    )
+
+
+def _user(event_id: str, message_id: str, delta: str, **headers: Any) -> Input:
+    return Input(
+        event_id=event_id,
+        message_id=message_id,
+        role="user",
+        client_id="carol",
+        payload=_text(delta),
+        **headers,
+    )
+
+
+def _started(run_id: str, event_id: str, message_id: str, **headers: Any) -> RunStart:
+    return RunStart(
+        run_id=run_id,
+        invocation_id="i-x",
+        input_event_id=event_id,
+        input_message_id=message_id,
+        run_client_id="carol",
+        parent=message_id,
+        **headers,
+    )
+
+
+def _resumed(run_id: str, event_id: str, message_id: str, **headers: Any) -> ait.RunResume:
+    return ait.RunResume(
+        run_id=run_id,
+        invocation_id="i-x",
+        input_event_id=event_id,
+        input_message_id=message_id,
+        run_client_id="carol",
+        **headers,
+    )
+
+
+def _ended(run_id: str, reason: Any = "complete", **headers: Any) -> ait.RunEnd:
+    return ait.RunEnd(run_id=run_id, invocation_id="i-x", reason=reason, **headers)
+
+
 async def conflicts(bus: ait.Bus, client: ait.ClientSession) -> None:
     """Entries a careless or foreign writer makes, published as they are: the fold's rules
     for each (see ait/conversation/tree.py)."""
     channel = bus.channel(client.channel.name)
-
-    def text(delta: str) -> list[dict[str, Any]]:
-        return [{"type": "text-delta", "id": "t0", "delta": delta}]
-
-    def said(run_id: str, message_id: str, parent: str, delta: str) -> Output:
-        return Output(
-            run_id=run_id,
-            message_id=message_id,
-            role="assistant",
-            parent=parent,
-            payload=text(delta),
-        )
-
-    def user(event_id: str, message_id: str, delta: str, **headers: Any) -> Input:
-        return Input(
-            event_id=event_id,
-            message_id=message_id,
-            role="user",
-            client_id="carol",
-            payload=text(delta),
-            **headers,
-        )
-
-    def started(run_id: str, event_id: str, message_id: str) -> RunStart:
-        return RunStart(
-            run_id=run_id,
-            invocation_id="i-x",
-            input_event_id=event_id,
-            input_message_id=message_id,
-            run_client_id="carol",
-            parent=message_id,
-        )
-
-    def ended(run_id: str, reason: Any = "complete") -> ait.RunEnd:
-        return ait.RunEnd(run_id=run_id, invocation_id="i-x", reason=reason)
-
+    user, said, started, ended = _user, _said, _started, _ended
     events: list[Event] = [
         user("e-a", "m-a", "first"),
         # Outputs before their run.start: filed under the run, placed by their own parent.
@@ -460,13 +481,7 @@ async def conflicts(bus: ait.Bus, client: ait.ClientSession) -> None:
         started("r-a", "e-a", "m-a"),
         started("r-a", "e-a", "m-a"),  # a second run.start: the first counts
         said("r-a", "m-a", "m-a", "x"),  # an output with an input's message id: refused
-        ait.RunResume(
-            run_id="r-a",
-            invocation_id="i-x",
-            input_event_id="e-a",
-            input_message_id="m-a",
-            run_client_id="carol",
-        ),  # not suspended: ignored
+        _resumed("r-a", "e-a", "m-a"),  # not suspended: ignored
         ended("r-a"),
         ended("r-a", "cancelled"),  # a second run.end: the first is final
         said("r-b", "m-a1", "m-a", "theft"),  # another run's message: refused
@@ -477,6 +492,45 @@ async def conflicts(bus: ait.Bus, client: ait.ClientSession) -> None:
         user("e-e", "m-e", "an edit under another parent", parent="m-a", fork_of="m-c"),
         user("e-f", "m-f", "two inputs at once", parent="m-a1"),
         user("e-g", "m-g", "are both shown", parent="m-a1"),
+    ]
+    for event in events:
+        await channel.publish(event)
+
+
+async def resends(bus: ait.Bus, client: ait.ClientSession) -> None:
+    """Entries a writer wrote twice under one resend key `k` (after an outage it could not
+    tell whether a write landed): each counts once, the first in entry order, in any arrival
+    order (the shuffled and paged views fold copies before their originals)."""
+    channel = bus.channel(client.channel.name)
+
+    def said(run_id: str, message_id: str, parent: str, delta: str, k: str) -> Output:
+        return _said(run_id, message_id, parent, delta, entry_key=k)
+
+    def started(run_id: str, event_id: str, message_id: str, k: str) -> RunStart:
+        return _started(run_id, event_id, message_id, entry_key=k)
+
+    suspend = ait.RunSuspend(
+        run_id="r-b", invocation_id="i-x", payload={"awaiting": ["c1"]}, entry_key="k-b-s"
+    )
+    events: list[Event] = [
+        _user("e-a", "m-a", "first"),
+        started("r-a", "e-a", "m-a", "k-a-start"),
+        said("r-a", "m-a1", "m-a", "Hel", "k-a-1"),
+        said("r-a", "m-a1", "m-a", "Hel", "k-a-1"),  # a resend right after: folded once
+        said("r-a", "m-a1", "m-a", "lo", "k-a-2"),
+        said("r-a", "m-a2", "m-a", "second", "k-a-3"),
+        said("r-a", "m-a1", "m-a", "lo", "k-a-2"),  # a resend after other entries
+        started("r-a", "e-a", "m-a", "k-a-start"),  # a resent run.start
+        _ended("r-a", entry_key="k-a-end"),
+        _ended("r-a", entry_key="k-a-end"),  # a resent run.end
+        _user("e-b", "m-b", "second", parent="m-a2"),
+        started("r-b", "e-b", "m-b", "k-b-start"),
+        said("r-b", "m-b1", "m-b", "waiting", "k-b-1"),
+        suspend,
+        _resumed("r-b", "e-b", "m-b", entry_key="k-b-r"),
+        suspend,  # a resent suspend after the resume: the run stays active
+        said("r-b", "m-b1", "m-b", "waiting", "k-b-1"),
+        _user("e-a", "m-a", "first"),  # an input written twice: its event id, not k, decides
     ]
     for event in events:
         await channel.publish(event)
@@ -504,6 +558,10 @@ SCENARIOS: dict[str, tuple[str, Script]] = {
         conflicts,
     ),
     "two-clients": ("another client regenerates and edits on this client's branch", two_clients),
+    "resends": (
+        "entries written twice under one resend key k: outputs, run.start, suspend, run.end",
+        resends,
+    ),
 }
 
 

@@ -61,3 +61,15 @@ test("the cancel rule", () => {
   assert.equal(cancelApplies(cancel, [3, 0], { ...run, before: [3, 0] }), false); // ended
   assert.equal(cancelApplies({ ...cancel, client_id: "bob" }, [2, 0], run), false);
 });
+
+test("isResend: a copy under an earlier entry's resend key", () => {
+  const tree = conversation();
+  const copy = { ...said("r1", "a1", "u1", "lo"), entry_key: "k1" };
+  tree.apply([["8-0", copy]]);
+  assert.equal(tree.isResend("8-0", copy), false); // the first entry with k1
+  tree.apply([["9-0", copy]]);
+  assert.equal(tree.isResend("9-0", copy), true);
+  assert.equal(tree.message("a1").text, "Hellolo");
+  assert.equal(tree.isResend("9-0", user(1, { entry_key: "k1" })), false); // inputs: event id
+  assert.equal(tree.isResend("9-0", said("r1", "a1", "u1", "lo")), false); // no key
+});

@@ -96,7 +96,7 @@ const REQUIRED = {
   output: ["run_id", "message_id", "role", "parent"],
   cancel: ["event_id", "client_id"],
 };
-const OPTIONAL = ["parent", "fork_of", "regenerate", "run_id", "input_message_id", "error_code", "error_message"];
+const OPTIONAL = ["parent", "fork_of", "regenerate", "run_id", "input_message_id", "error_code", "error_message", "entry_key"];
 
 function eventProblem(event) {
   if (!isObject(event)) return "an event must be an object";
@@ -567,6 +567,8 @@ export class Tree {
   constructor({ onError = null } = {}) {
     this.onError = onError;
     this.applied = new Set();
+    /** Resend key k (`entry_key`) -> [entry key, message or run id] of the entry that counts. */
+    this.keyed = new Map();
     this.inputNodes = new Map();
     this.byEvent = new Map();
     this.runNodes = new Map();
@@ -647,6 +649,17 @@ export class Tree {
     let problem = eventProblem(event);
     if (problem === null) {
       try {
+        const resend = event.entry_key;
+        if (resend !== undefined && resend !== null && event.type !== "input") {
+          const seen = this.keyed.get(resend);
+          if (seen === undefined) {
+            const target = event.type === "output" ? event.message_id : event.run_id;
+            this.keyed.set(resend, [key, target || ""]);
+          } else if (!this.retake(resend, seen, key, event)) {
+            this.applied.add(entryId);
+            return null; // the same entry written again: the first one counts
+          }
+        }
         problem = this.fold(entryId, key, event);
       } catch (exc) {
         problem = `fold failed: ${exc && exc.name}: ${exc && exc.message}`;
@@ -654,6 +667,57 @@ export class Tree {
     }
     this.applied.add(entryId);
     return problem ? { entry_id: entryId, reason: problem } : null;
+  }
+
+  /**
+   * A resend key met before, at `seen`: false when `event` (at `key`) is a later copy; else
+   * the copy folded first (history read out of order) is taken back, and the earlier entry
+   * is recorded to be folded in its place.
+   */
+  retake(resend, seen, key, event) {
+    if (cmp(seen[0], key) <= 0) return false;
+    this.unfold(seen[0], seen[1], event);
+    this.keyed.set(resend, [key, seen[1]]);
+    return true;
+  }
+
+  /** Take back what the entry at `key` (a later copy of `event`) folded into `target`. */
+  unfold(key, target, event) {
+    if (event.type === "output") {
+      const state = this.states.get(target);
+      if (state !== undefined && state.segment(key) !== null) {
+        state.drop(key);
+        this.reshape = true;
+        this.changed.add(target);
+      }
+    } else if (event.type === "cancel") {
+      this.cancels = this.cancels.filter(([k]) => cmp(k, key) !== 0);
+      for (const run of this.runNodes.values()) this.markCancel(run);
+    } else {
+      const run = this.runNodes.get(target);
+      if (run !== undefined) {
+        if (run.startKey !== null && cmp(run.startKey, key) === 0) {
+          run.start = run.startKey = null; // the earlier copy takes its place
+          this.reshape = true;
+        }
+        run.lifecycle = run.lifecycle.filter(([k]) => cmp(k, key) !== 0);
+        run.recompute();
+        for (const mid of run.messages) this.changed.add(mid);
+      }
+    }
+  }
+
+  /**
+   * True for an entry the fold ignores as a copy of an earlier one (same resend key). Live, in
+   * entry order, a copy always comes after the entry it repeats, so a reader acting on entries
+   * as they come asks this after `apply` to skip copies as the tree does.
+   */
+  isResend(entryId, event) {
+    const resend = isObject(event) ? event.entry_key : undefined;
+    if (resend === undefined || resend === null || event.type === "input") return false;
+    const seen = this.keyed.get(resend);
+    const key = entryIdKey(entryId);
+    return seen !== undefined && key !== null && cmp(seen[0], key) < 0;
   }
 
   fold(entryId, key, event) {
@@ -851,6 +915,7 @@ export class Tree {
     for (const name of ["applied", "inputNodes", "byEvent", "runNodes", "states", "runOfMessage", "forkTargets"]) {
       this[name].clear();
     }
+    this.keyed.clear();
     this.cancels = [];
     this.historyComplete = false;
     this.growth = [];
